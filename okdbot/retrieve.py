@@ -1,0 +1,240 @@
+"""Hybrid retrieval: Korean-aware BM25 + dense vectors, fused, thresholded, merged.
+
+The fused score leans on the lexical side for Korean questions (the bundled
+model is English-only) and lets the dense side contribute more for English
+questions. Whether the notes answer at all is decided on absolute signals
+(the share of the question's terms a passage holds, or a strong cosine),
+never on ranks alone. Adjacent hits from one section become one passage.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .config import RetrievalSettings, Source
+from .chunk import is_image_only
+from .errors import BadQuestion, IndexMismatch
+from .lexical import Analyzer, has_hangul
+from .store import ChunkRecord, IndexReader, current_generation, open_index
+
+MAX_QUESTION_CHARS = 1000
+DENSE_CANDIDATES = 200
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+class QueryEncoder(Protocol):
+    model_id: str
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int  # 1-based line number in the source file
+    text: str
+    relevant: bool  # holds a term of the question
+
+
+@dataclass
+class Passage:
+    """Consecutive source lines that answer, with where they come from."""
+
+    rank: int
+    score: float
+    source: str
+    file: str
+    heading: str
+    start_line: int
+    end_line: int
+    url: str
+    lines: list[Line]
+
+
+@dataclass
+class Suggestion:
+    heading: str
+    url: str
+
+
+@dataclass
+class Result:
+    question: str
+    answered: bool
+    passages: list[Passage]
+    suggestions: list[Suggestion] = field(default_factory=list)
+    korean: bool = False
+    generation: str = ""
+    top_score: float = 0.0
+
+
+def check_question(question: str) -> str:
+    """The question, stripped; BadQuestion when empty or too long."""
+    text = (question or "").strip()
+    if not text:
+        raise BadQuestion("the question is empty; ask something, e.g. okdbot query \"Skopeo가 뭐야?\"")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise BadQuestion(f"the question is {len(text)} characters long; ask in at most {MAX_QUESTION_CHARS}")
+    return text
+
+
+def is_korean(text: str) -> bool:
+    """Mostly Hangul (more Hangul syllables than Latin letters)."""
+    hangul = sum(1 for ch in text if "\uac00" <= ch <= "\ud7a3")
+    return hangul > 0 and hangul >= len(_LATIN.findall(text))
+
+
+class Retriever:
+    """Answers questions from the live index generation of `index_dir`.
+
+    Thread-safe. `refresh()` (called before each search) switches to a newer
+    generation when `okdbot index` has published one, without a restart."""
+
+    def __init__(self, index_dir: Path, settings: RetrievalSettings, encoder: QueryEncoder,
+                 analyzer: Analyzer, reader: IndexReader | None = None):
+        self.index_dir = index_dir
+        self.settings = settings
+        self.encoder = encoder
+        self.analyzer = analyzer
+        self._lock = threading.Lock()
+        self._reader = reader or open_index(index_dir)
+        self._check_model(self._reader)
+
+    @property
+    def reader(self) -> IndexReader:
+        return self._reader
+
+    def refresh(self) -> bool:
+        """Load the newest generation if it changed; True when it did."""
+        name = current_generation(self.index_dir)
+        if name is None or name == self._reader.name:
+            return False
+        with self._lock:
+            if name != self._reader.name:
+                reader = open_index(self.index_dir)
+                self._check_model(reader)
+                reader.lexical, reader.dense  # load fully before switching
+                self._reader = reader
+        return True
+
+    def search(self, question: str, k: int | None = None) -> Result:
+        question = check_question(question)
+        self.refresh()
+        reader = self._reader  # one generation for the whole search: no torn reads
+        k = k or self.settings.k
+        korean = is_korean(question)
+        n = len(reader.chunks)
+        concepts = self.analyzer.concepts(question)
+        bm25, coverage = reader.lexical.score(concepts) if concepts else (np.zeros(n), np.zeros(n))
+        lexical = bm25 / bm25.max() if bm25.max() > 0 else bm25
+        dense = self._dense(reader, question, n)
+        heading = self._heading_coverage(reader, concepts)
+        s = self.settings
+        w_dense = s.dense_weight_korean if korean else s.dense_weight
+        fused = s.lexical_weight * (0.5 * lexical + 0.5 * coverage) + w_dense * dense + s.heading_boost * heading
+        order = np.argsort(-fused, kind="stable")
+        top = int(order[0]) if n else -1
+        answered = bool(n > 0 and (coverage[top] >= s.threshold or dense[top] >= s.dense_threshold))
+        result = Result(question, answered, [], korean=korean, generation=reader.name,
+                        top_score=float(fused[top]) if n else 0.0)
+        if not answered:
+            result.suggestions = self._suggestions(reader, order[:20])
+            return result
+        keep = [int(i) for i in order[: 4 * k]
+                if fused[i] >= 0.6 * fused[top] and (coverage[i] >= 0.5 * coverage[top] or dense[i] >= s.dense_threshold)]
+        result.passages = self._passages(reader, keep, fused, concepts, k)
+        return result
+
+    def _dense(self, reader: IndexReader, question: str, n: int) -> np.ndarray:
+        out = np.zeros(n, dtype=np.float32)
+        if n == 0:
+            return out
+        vector = self.encoder.encode_queries([question])[0]
+        best = reader.search_dense(vector, DENSE_CANDIDATES)
+        if best:
+            out[:] = min(best.values())
+            for row, score in best.items():
+                out[row] = score
+        return np.clip(out, 0.0, 1.0)
+
+    def _heading_coverage(self, reader: IndexReader, concepts) -> np.ndarray:
+        """Share of the question's terms found in each chunk's heading path."""
+        headings, tokens, row_heading = reader.headings
+        if not concepts or not len(row_heading):
+            return np.zeros(len(row_heading), dtype=np.float32)
+        per_heading = np.array([sum(1 for c in concepts if c & t) for t in tokens], dtype=np.float32)
+        return per_heading[row_heading] / len(concepts)
+
+    def _passages(self, reader, rows: list[int], fused, concepts, k: int) -> list[Passage]:
+        """Merge touching hits of one section into one passage; best first, at most k."""
+        terms = set().union(*concepts) if concepts else set()
+        by_section: dict[tuple, list[int]] = {}
+        for row in rows:
+            c = reader.chunks[row]
+            by_section.setdefault((c.source, c.file, c.heading), []).append(row)
+        groups: list[tuple[float, list[ChunkRecord]]] = []
+        for members in by_section.values():
+            members.sort(key=lambda r: reader.chunks[r].start_line)
+            current = [members[0]]
+            for row in members[1:]:
+                if _touching(reader, reader.chunks[current[-1]], reader.chunks[row]):
+                    current.append(row)
+                else:
+                    groups.append((max(fused[r] for r in current), [reader.chunks[r] for r in current]))
+                    current = [row]
+            groups.append((max(fused[r] for r in current), [reader.chunks[r] for r in current]))
+        groups.sort(key=lambda g: -g[0])
+        sources = _sources(reader)
+        passages = []
+        for score, group in groups[:k]:
+            first, last = group[0], group[-1]
+            lines = [Line(first.start_line + i, text, bool(terms & set(self.analyzer.tokens(text))))
+                     for i, text in enumerate(reader.lines(first.source, first.file, first.start_line, last.end_line))]
+            passages.append(Passage(
+                rank=len(passages) + 1, score=round(float(score), 4), source=first.source, file=first.file,
+                heading=first.heading, start_line=first.start_line, end_line=last.end_line,
+                url=sources[first.source].link_for(first.file, first.start_line, last.end_line), lines=lines))
+        return passages
+
+    def _suggestions(self, reader: IndexReader, rows) -> list[Suggestion]:
+        """Up to 3 distinct sections nearest to the question, linked as a whole."""
+        sources = _sources(reader)
+        picked: list[ChunkRecord] = []
+        for row in rows:
+            chunk = reader.chunks[int(row)]
+            if all(chunk.heading != p.heading or chunk.file != p.file for p in picked):
+                picked.append(chunk)
+            if len(picked) == 3:
+                break
+        out = []
+        for chunk in picked:
+            same = [c for c in reader.chunks if (c.source, c.file, c.heading) == (chunk.source, chunk.file, chunk.heading)]
+            out.append(Suggestion(chunk.heading, sources[chunk.source].link_for(
+                chunk.file, min(c.start_line for c in same), max(c.end_line for c in same))))
+        return out
+
+    def _check_model(self, reader: IndexReader) -> None:
+        built = reader.manifest.get("model")
+        if built != self.encoder.model_id:
+            raise IndexMismatch(f"the index was built with model {built} but queries use {self.encoder.model_id}; "
+                                "run `okdbot index` to rebuild it for the configured model")
+
+
+def _sources(reader: IndexReader) -> dict[str, Source]:
+    return {s["name"]: Source.from_dict(s) for s in reader.manifest["sources"]}
+
+
+def _touching(reader: IndexReader, a: ChunkRecord, b: ChunkRecord) -> bool:
+    """Same note and section, and nothing but blank or image-only lines between."""
+    if (a.source, a.file, a.heading) != (b.source, b.file, b.heading):
+        return False
+    lo, hi = (a, b) if a.start_line <= b.start_line else (b, a)
+    if lo.end_line + 1 >= hi.start_line:
+        return True
+    gap = reader.lines(lo.source, lo.file, lo.end_line + 1, hi.start_line - 1)
+    return all(not line.strip() or is_image_only(line) for line in gap)

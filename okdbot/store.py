@@ -1,0 +1,389 @@
+"""The index on disk: the only module that imports faiss.
+
+Layout of an index folder:
+
+    index/
+      CURRENT            name of the live generation (replaced atomically)
+      .lock              held by the one build running
+      gen-<time>-<pid>/  one complete, immutable generation:
+        manifest.json    model, dimension, chunker/lexical versions, sources,
+                         per-note hashes, and a checksum of every file below
+        chunks.sqlite    chunk metadata + lexical tokens + vectors (for reuse)
+        dense.faiss      vectors with explicit ids (chunk row * WINDOWS + window)
+        lexical/         bm25s arrays and JSON
+
+A build writes `gen-….tmp`, renames it when complete and only then replaces
+CURRENT, so a reader never sees a partial or mixed index, and a build killed
+at any moment leaves the previous generation live. Readers that lose a race
+with cleanup simply re-read CURRENT.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import IndexCorrupt, IndexMissing
+from .lexical import LexicalIndex
+
+FORMAT = 1
+WINDOWS = 1024  # faiss id = chunk row * WINDOWS + window number
+CURRENT = "CURRENT"
+KEEP_GENERATIONS = 2  # the live one and the one before it (for readers mid-switch)
+
+_SCHEMA = """
+CREATE TABLE chunks (
+  row INTEGER PRIMARY KEY, key TEXT NOT NULL, hash TEXT NOT NULL,
+  source TEXT NOT NULL, file TEXT NOT NULL, heading TEXT NOT NULL,
+  start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, text TEXT NOT NULL,
+  tokens TEXT NOT NULL
+);
+CREATE TABLE notes (
+  source TEXT NOT NULL, file TEXT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (source, file)
+);
+CREATE TABLE vectors (
+  hash TEXT NOT NULL, window INTEGER NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL,
+  PRIMARY KEY (hash, window)
+);
+"""
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    row: int
+    key: str
+    hash: str
+    source: str
+    file: str
+    heading: str
+    start_line: int
+    end_line: int
+    text: str
+
+
+def current_generation(index_dir: Path) -> str | None:
+    """Name of the live generation, or None when no index was published."""
+    try:
+        return (index_dir / CURRENT).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def build_lock(index_dir: Path):
+    """Exclusive lock for the one build allowed at a time; released on any exit."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class GenerationWriter:
+    """Writes one new generation beside the live one; `publish` switches to it."""
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = index_dir
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self.name = f"gen-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
+        self.path = index_dir / f"{self.name}.tmp"
+        self.path.mkdir(parents=True)
+        self.db = sqlite3.connect(self.path / "chunks.sqlite")
+        self.db.executescript(_SCHEMA)
+
+    def add_chunks(self, rows: list[tuple]) -> None:
+        """rows: (row, key, hash, source, file, heading, start, end, text, tokens list)."""
+        self.db.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(*r[:9], json.dumps(r[9], ensure_ascii=False)) for r in rows])
+
+    def add_notes(self, rows: list[tuple[str, str, str]]) -> None:
+        """rows: (source name, file, full text), so quotes can show exact lines."""
+        self.db.executemany("INSERT INTO notes VALUES (?,?,?)", rows)
+
+    def add_vectors(self, rows: list[tuple[str, int, str, np.ndarray]]) -> None:
+        """rows: (chunk hash, window number, window text, vector)."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO vectors VALUES (?,?,?,?)",
+            [(h, w, t, np.asarray(v, dtype=np.float32).tobytes()) for h, w, t, v in rows])
+
+    def write_dense(self, ids: np.ndarray, vectors: np.ndarray, dim: int, kind: str = "flat",
+                    hnsw_m: int = 32) -> None:
+        import faiss
+
+        if kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = max(40, 2 * hnsw_m)
+        else:
+            inner = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIDMap2(inner)
+        if len(ids):
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                               np.asarray(ids, dtype=np.int64))
+        faiss.write_index(index, str(self.path / "dense.faiss"))
+
+    def write_lexical(self, lexical: LexicalIndex, headings: list[str], heading_tokens: list[list[str]],
+                      row_heading: list[int]) -> None:
+        lexical.save(self.path / "lexical")
+        data = {"headings": headings, "tokens": heading_tokens, "row_heading": row_heading}
+        (self.path / "headings.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+    def publish(self, manifest: dict) -> str:
+        """Seal the generation (checksums, fsync), make it live, drop old ones."""
+        self.db.commit()
+        self.db.close()
+        manifest = {**manifest, "format": FORMAT, "generation": self.name,
+                    "checksums": _checksums(self.path)}
+        _write_durably(self.path / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+        _fsync_tree(self.path)
+        final = self.index_dir / self.name
+        os.rename(self.path, final)
+        _fsync_dir(self.index_dir)
+        _write_durably(self.index_dir / f"{CURRENT}.tmp", self.name + "\n")
+        os.replace(self.index_dir / f"{CURRENT}.tmp", self.index_dir / CURRENT)
+        _fsync_dir(self.index_dir)
+        cleanup(self.index_dir)
+        return self.name
+
+    def abandon(self) -> None:
+        try:
+            self.db.close()
+        finally:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def cleanup(index_dir: Path) -> None:
+    """Remove unfinished builds and all but the newest KEEP_GENERATIONS
+    generations. Call only while holding the build lock."""
+    live = current_generation(index_dir)
+    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    finished = [p for p in gens if not p.name.endswith(".tmp")]
+    keep = {p.name for p in finished[-KEEP_GENERATIONS:]} | {live}
+    for path in gens:
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class IndexReader:
+    """One generation, loaded for querying. Immutable once opened."""
+
+    def __init__(self, path: Path, verify: bool = True):
+        self.path = path
+        self.name = path.name
+        try:
+            self.manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(f"index manifest in {path} is unreadable ({exc}); run `okdbot index --full`") from None
+        if self.manifest.get("format") != FORMAT:
+            raise IndexCorrupt(f"index in {path} has format {self.manifest.get('format')}, "
+                               f"this okdbot reads {FORMAT}; run `okdbot index --full`")
+        if verify:
+            self._verify()
+        self.chunks = self._load_chunks()
+        self._dense = None
+        self._lexical = None
+        self._headings = None
+
+    @property
+    def dense(self):
+        if self._dense is None:
+            self._dense = self._load_dense()
+        return self._dense
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        if self._lexical is None:
+            try:
+                self._lexical = LexicalIndex.load(self.path / "lexical")
+            except FileNotFoundError:
+                raise
+            except Exception as exc:
+                raise IndexCorrupt(f"lexical index in {self.path} is unreadable ({type(exc).__name__}); "
+                                   "run `okdbot index --full`") from None
+        return self._lexical
+
+    @property
+    def headings(self) -> tuple[list[str], list[set[str]], np.ndarray]:
+        """(distinct heading paths, their lexical tokens, heading number of each chunk row)."""
+        if self._headings is None:
+            try:
+                data = json.loads((self.path / "headings.json").read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError) as exc:
+                raise IndexCorrupt(f"headings of {self.path} are unreadable ({exc}); run `okdbot index --full`") from None
+            self._headings = (data["headings"], [set(t) for t in data["tokens"]],
+                              np.asarray(data["row_heading"], dtype=np.int64))
+        return self._headings
+
+    def _verify(self) -> None:
+        for rel, expected in self.manifest.get("checksums", {}).items():
+            if _sha256(self.path / rel) != expected:
+                raise IndexCorrupt(f"index file {self.path / rel} is damaged (checksum mismatch); "
+                                   "run `okdbot index --full` to rebuild it")
+
+    def _load_chunks(self) -> list[ChunkRecord]:
+        uri = f"file:{self.path / 'chunks.sqlite'}?mode=ro&immutable=1"
+        try:
+            db = sqlite3.connect(uri, uri=True)
+            try:
+                rows = db.execute("SELECT row, key, hash, source, file, heading, start_line, end_line, text "
+                                  "FROM chunks ORDER BY row").fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            if not (self.path / "chunks.sqlite").exists():
+                raise FileNotFoundError(self.path / "chunks.sqlite") from None
+            raise IndexCorrupt(f"chunk database in {self.path} is unreadable ({exc}); run `okdbot index --full`") from None
+        return [ChunkRecord(*r) for r in rows]
+
+    def _load_dense(self):
+        import faiss
+
+        file = self.path / "dense.faiss"
+        if not file.exists():
+            raise FileNotFoundError(file)
+        try:
+            index = faiss.read_index(str(file))
+        except RuntimeError as exc:
+            raise IndexCorrupt(f"vector index {file} is unreadable ({str(exc).splitlines()[0][:80]}); "
+                               "run `okdbot index --full`") from None
+        ef = self.manifest.get("hnsw_ef_search")
+        if ef and hasattr(faiss, "downcast_index"):
+            inner = faiss.downcast_index(index.index)
+            if hasattr(inner, "hnsw"):
+                inner.hnsw.efSearch = int(ef)
+        return index
+
+    def lines(self, source: str, file: str, start: int, end: int) -> list[str]:
+        """Lines start..end (1-based, inclusive) of a note as indexed."""
+        db = sqlite3.connect(f"file:{self.path / 'chunks.sqlite'}?mode=ro&immutable=1", uri=True)
+        try:
+            row = db.execute("SELECT text FROM notes WHERE source=? AND file=?", (source, file)).fetchone()
+        finally:
+            db.close()
+        if row is None:
+            raise IndexCorrupt(f"index in {self.path} lacks the note {source}/{file}; run `okdbot index --full`")
+        return row[0].split("\n")[start - 1:end]
+
+    def search_dense(self, query: np.ndarray, k: int) -> dict[int, float]:
+        """Best cosine per chunk row among the `k` nearest windows."""
+        if self.dense.ntotal == 0:
+            return {}
+        scores, ids = self.dense.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32),
+                                        min(k, self.dense.ntotal))
+        best: dict[int, float] = {}
+        for score, fid in zip(scores[0], ids[0]):
+            if fid < 0:
+                continue
+            row = int(fid) // WINDOWS
+            if row not in best:
+                best[row] = float(score)
+        return best
+
+
+def open_index(index_dir: Path, verify: bool = True) -> IndexReader:
+    """The live generation. Raises IndexMissing when nothing was published."""
+    for _ in range(5):
+        name = current_generation(index_dir)
+        if name is None:
+            raise IndexMissing(f"no index in {index_dir}; run `okdbot index` first")
+        try:
+            return IndexReader(index_dir / name, verify=verify)
+        except FileNotFoundError:
+            time.sleep(0.05)  # a build replaced and cleaned it meanwhile: read CURRENT again
+    raise IndexCorrupt(f"index in {index_dir} points to a missing generation; run `okdbot index --full`")
+
+
+def stored_vectors(generation: Path) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """chunk hash → [(window text, vector)] of a published generation (for reuse)."""
+    uri = f"file:{generation / 'chunks.sqlite'}?mode=ro&immutable=1"
+    out: dict[str, list[tuple[str, np.ndarray]]] = {}
+    db = sqlite3.connect(uri, uri=True)
+    try:
+        for h, _w, text, blob in db.execute("SELECT hash, window, text, vector FROM vectors ORDER BY hash, window"):
+            out.setdefault(h, []).append((text, np.frombuffer(blob, dtype=np.float32)))
+    finally:
+        db.close()
+    return out
+
+
+def stored_heading_tokens(generation: Path) -> dict[str, list[str]]:
+    """heading path → lexical tokens of a published generation (for reuse)."""
+    data = json.loads((generation / "headings.json").read_text(encoding="utf-8"))
+    return dict(zip(data["headings"], data["tokens"]))
+
+
+def stored_keys(generation: Path) -> list[str]:
+    """Chunk keys of a published generation."""
+    db = sqlite3.connect(f"file:{generation / 'chunks.sqlite'}?mode=ro&immutable=1", uri=True)
+    try:
+        return [k for (k,) in db.execute("SELECT key FROM chunks")]
+    finally:
+        db.close()
+
+
+def stored_tokens(generation: Path) -> dict[str, list[str]]:
+    """chunk hash → lexical tokens of a published generation (for reuse)."""
+    uri = f"file:{generation / 'chunks.sqlite'}?mode=ro&immutable=1"
+    db = sqlite3.connect(uri, uri=True)
+    try:
+        return {h: json.loads(t) for h, t in db.execute("SELECT hash, tokens FROM chunks")}
+    finally:
+        db.close()
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): _sha256(p)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise IndexCorrupt(f"cannot read index file {path} ({exc.strerror}); run `okdbot index --full`") from None
+    return digest.hexdigest()
+
+
+def _write_durably(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in [*folder.rglob("*"), folder]:
+        if path.is_dir():
+            _fsync_dir(path)
+        else:
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
