@@ -87,11 +87,10 @@ def _settings(args, **overrides):
 
 
 def cmd_index(args) -> int:
-    from .build import build_index
-    from .embed import SentenceTransformerEmbedder
+    from .runtime import build
 
     settings = _settings(args, corpus=args.corpus, source_url=args.source_url)
-    report = build_index(settings, lambda: SentenceTransformerEmbedder(settings.model), full=args.full)
+    report = build(settings, full=args.full)
     if args.json:
         print(json.dumps(report.public(), ensure_ascii=False))
     else:
@@ -103,22 +102,16 @@ def cmd_index(args) -> int:
 
 def cmd_query(args) -> int:
     from .answer import to_json, to_text
-    from .errors import BadQuestion, IndexMissing
+    from .errors import BadQuestion
+    from .retrieve import check_question
+    from .runtime import load_retriever
 
     settings = _settings(args)
+    if args.question is not None:
+        check_question(args.question)  # fail fast, before loading any model
     if args.k is not None and not 1 <= args.k <= 50:
         raise BadQuestion("-k must be between 1 and 50")
-    try:
-        retriever = _retriever(settings)
-    except IndexMissing:
-        if not settings.sources:
-            raise
-        log.info("no index in %s yet: building it first", settings.index_dir)
-        from .build import build_index
-        from .embed import SentenceTransformerEmbedder
-
-        build_index(settings, lambda: SentenceTransformerEmbedder(settings.model))
-        retriever = _retriever(settings)
+    retriever = load_retriever(settings, build_if_missing=True)
     questions = [args.question] if args.question is not None else (line.rstrip("\n") for line in sys.stdin)
     failed = 0
     for question in questions:
@@ -142,21 +135,3 @@ def cmd_query(args) -> int:
             if args.question is None:
                 print()
     return 1 if failed else 0
-
-
-def _retriever(settings):
-    """Open the live index and load the query-side models (in parallel)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .embed import SentenceTransformerEmbedder
-    from .lexical import Analyzer
-    from .retrieve import Retriever
-    from .store import open_index
-
-    reader = open_index(settings.index_dir)
-    analyzer = Analyzer()
-    with ThreadPoolExecutor(2) as pool:
-        kiwi = pool.submit(analyzer.load)
-        encoder = SentenceTransformerEmbedder(settings.model)
-        kiwi.result()
-    return Retriever(settings.index_dir, settings.retrieval, encoder, analyzer, reader=reader)

@@ -138,16 +138,22 @@ class WindowSplitter:
         return [w for window in windows for w in self._verify(window)]
 
     def _cut(self, line: str, room: int) -> list[str]:
-        """A line that fits, or its pieces of at most `room` tokens."""
+        """A line that fits, or its pieces of at most `room` tokens, cut between words where possible."""
         encoding = self.tokenizer.encode(line, add_special_tokens=False)
-        if len(encoding.ids) <= room:
-            return [line]
         offsets = encoding.offsets
-        pieces = []
-        for i in range(0, len(offsets), room):
-            start = offsets[i][0]
-            end = offsets[min(i + room, len(offsets)) - 1][1]
-            pieces.append(line[start:end])
+        if len(offsets) <= room:
+            return [line]
+        pieces, i = [], 0
+        while i < len(offsets):
+            j = min(i + room, len(offsets))
+            if j < len(offsets):
+                for t in range(j, i + room // 2, -1):
+                    if offsets[t][0] > 0 and line[offsets[t][0] - 1].isspace():
+                        j = t
+                        break
+            end = offsets[j][0] if j < len(offsets) else len(line)
+            pieces.append(line[offsets[i][0]:end].rstrip())
+            i = j
         return pieces
 
     def _verify(self, window: str) -> list[str]:

@@ -9,6 +9,7 @@ never on ranks alone. Adjacent hits from one section become one passage.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ import numpy as np
 
 from .config import RetrievalSettings, Source
 from .chunk import is_image_only
-from .errors import BadQuestion, IndexMismatch
+from .errors import BadQuestion, IndexMismatch, OkdbotError
 from .lexical import Analyzer, has_hangul
 from .store import ChunkRecord, IndexReader, current_generation, open_index
+
+log = logging.getLogger("okdbot")
 
 MAX_QUESTION_CHARS = 1000
 DENSE_CANDIDATES = 200
@@ -115,11 +118,16 @@ class Retriever:
         if name is None or name == self._reader.name:
             return False
         with self._lock:
-            if name != self._reader.name:
+            if name == self._reader.name:
+                return False
+            try:
                 reader = open_index(self.index_dir)
                 self._check_model(reader)
-                reader.lexical, reader.dense  # load fully before switching
-                self._reader = reader
+            except OkdbotError as exc:  # keep answering from the generation we have
+                log.warning("not switching to index generation %s: %s", name, exc)
+                return False
+            self._reader = reader
+        log.info("switched to index generation %s", reader.name)
         return True
 
     def search(self, question: str, k: int | None = None) -> Result:

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -177,7 +178,11 @@ def cleanup(index_dir: Path) -> None:
 
 
 class IndexReader:
-    """One generation, loaded for querying. Immutable once opened."""
+    """One generation, fully loaded for querying, immutable once opened.
+
+    Everything is read (or its file kept open) in the constructor, so the
+    generation's folder may be deleted by a later build while this reader
+    is still answering."""
 
     def __init__(self, path: Path, verify: bool = True):
         self.path = path
@@ -193,42 +198,32 @@ class IndexReader:
                                f"this okdbot reads {FORMAT}; run `okdbot index --full`")
         if verify:
             self._verify()
+        self._db_lock = threading.Lock()
+        self._db = self._connect()
         self.chunks = self._load_chunks()
-        self._dense = None
-        self._lexical = None
-        self._headings = None
+        self.lexical = self._load_lexical()
+        self.dense = self._load_dense()
+        self.headings = self._load_headings()
 
-    @property
-    def dense(self):
-        if self._dense is None:
-            self._dense = self._load_dense()
-        return self._dense
-
-    @property
-    def lexical(self) -> LexicalIndex:
-        if self._lexical is None:
-            try:
-                self._lexical = LexicalIndex.load(self.path / "lexical")
-            except FileNotFoundError:
-                raise
-            except Exception as exc:
-                raise IndexCorrupt(f"lexical index in {self.path} is unreadable ({type(exc).__name__}); "
-                                   "run `okdbot index --full`") from None
-        return self._lexical
-
-    @property
-    def headings(self) -> tuple[list[str], list[set[str]], np.ndarray]:
+    def _load_headings(self) -> tuple[list[str], list[set[str]], np.ndarray]:
         """(distinct heading paths, their lexical tokens, heading number of each chunk row)."""
-        if self._headings is None:
-            try:
-                data = json.loads((self.path / "headings.json").read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise
-            except (OSError, ValueError) as exc:
-                raise IndexCorrupt(f"headings of {self.path} are unreadable ({exc}); run `okdbot index --full`") from None
-            self._headings = (data["headings"], [set(t) for t in data["tokens"]],
-                              np.asarray(data["row_heading"], dtype=np.int64))
-        return self._headings
+        try:
+            data = json.loads((self.path / "headings.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(f"headings of {self.path} are unreadable ({exc}); run `okdbot index --full`") from None
+        return (data["headings"], [set(t) for t in data["tokens"]],
+                np.asarray(data["row_heading"], dtype=np.int64))
+
+    def _load_lexical(self) -> LexicalIndex:
+        try:
+            return LexicalIndex.load(self.path / "lexical")
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise IndexCorrupt(f"lexical index in {self.path} is unreadable ({type(exc).__name__}); "
+                               "run `okdbot index --full`") from None
 
     def _verify(self) -> None:
         for rel, expected in self.manifest.get("checksums", {}).items():
@@ -236,18 +231,17 @@ class IndexReader:
                 raise IndexCorrupt(f"index file {self.path / rel} is damaged (checksum mismatch); "
                                    "run `okdbot index --full` to rebuild it")
 
+    def _connect(self) -> sqlite3.Connection:
+        file = self.path / "chunks.sqlite"
+        if not file.exists():
+            raise FileNotFoundError(file)
+        return sqlite3.connect(f"file:{file}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
     def _load_chunks(self) -> list[ChunkRecord]:
-        uri = f"file:{self.path / 'chunks.sqlite'}?mode=ro&immutable=1"
         try:
-            db = sqlite3.connect(uri, uri=True)
-            try:
-                rows = db.execute("SELECT row, key, hash, source, file, heading, start_line, end_line, text "
-                                  "FROM chunks ORDER BY row").fetchall()
-            finally:
-                db.close()
+            rows = self._db.execute("SELECT row, key, hash, source, file, heading, start_line, end_line, text "
+                                    "FROM chunks ORDER BY row").fetchall()
         except sqlite3.Error as exc:
-            if not (self.path / "chunks.sqlite").exists():
-                raise FileNotFoundError(self.path / "chunks.sqlite") from None
             raise IndexCorrupt(f"chunk database in {self.path} is unreadable ({exc}); run `okdbot index --full`") from None
         return [ChunkRecord(*r) for r in rows]
 
@@ -263,19 +257,15 @@ class IndexReader:
             raise IndexCorrupt(f"vector index {file} is unreadable ({str(exc).splitlines()[0][:80]}); "
                                "run `okdbot index --full`") from None
         ef = self.manifest.get("hnsw_ef_search")
-        if ef and hasattr(faiss, "downcast_index"):
-            inner = faiss.downcast_index(index.index)
-            if hasattr(inner, "hnsw"):
-                inner.hnsw.efSearch = int(ef)
+        inner = faiss.downcast_index(index.index) if hasattr(index, "index") else None
+        if ef and inner is not None and hasattr(inner, "hnsw"):
+            inner.hnsw.efSearch = int(ef)
         return index
 
     def lines(self, source: str, file: str, start: int, end: int) -> list[str]:
         """Lines start..end (1-based, inclusive) of a note as indexed."""
-        db = sqlite3.connect(f"file:{self.path / 'chunks.sqlite'}?mode=ro&immutable=1", uri=True)
-        try:
-            row = db.execute("SELECT text FROM notes WHERE source=? AND file=?", (source, file)).fetchone()
-        finally:
-            db.close()
+        with self._db_lock:
+            row = self._db.execute("SELECT text FROM notes WHERE source=? AND file=?", (source, file)).fetchone()
         if row is None:
             raise IndexCorrupt(f"index in {self.path} lacks the note {source}/{file}; run `okdbot index --full`")
         return row[0].split("\n")[start - 1:end]

@@ -1,0 +1,121 @@
+"""Shared fixtures: the real bundled model and Korean analyser (loaded once per
+session), a deterministic counting embedder for proving what was re-embedded,
+and helpers to lay out a notes folder + config in a temporary directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_NOTE = ROOT / "corpus" / "Day26.md"
+SHARED_CORPORA = ROOT.parent / "shared" / "corpora"
+NOTE_URL = "https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/"
+
+
+class CountingEmbedder:
+    """A deterministic stand-in for the model that records every text it embeds.
+
+    Used only where a test must prove *what* was (re-)embedded; it claims the
+    real model's id so an index it builds is queryable like a real one."""
+
+    def __init__(self, model_id: str = "sentence-transformers/all-MiniLM-L6-v2", dim: int = 384):
+        self.model_id = model_id
+        self.dim = dim
+        self.max_tokens = 256
+        self.embedded: list[str] = []
+
+    def windows(self, text: str) -> list[str]:
+        return [text]
+
+    def encode_documents(self, texts):
+        self.embedded.extend(texts)
+        return self._vectors(texts)
+
+    def encode_queries(self, texts):
+        return self._vectors(texts)
+
+    def _vectors(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            out[i] = np.random.default_rng(seed).standard_normal(self.dim)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The real bundled all-MiniLM-L6-v2 through sentence-transformers."""
+    from okdbot.config import ModelSettings
+    from okdbot.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(ModelSettings())
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+    from okdbot.lexical import Analyzer
+
+    return Analyzer().load()
+
+
+def write_config(folder: Path, notes: str = "notes", url: str = NOTE_URL, extra: str = "") -> Path:
+    config = folder / "okdbot.yaml"
+    config.write_text(
+        f"sources:\n  - name: notes\n    path: {notes}\n    url: {url}\nindex: index\n{extra}",
+        encoding="utf-8")
+    return config
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A folder with notes/Day26.md (the bundled note) and an okdbot.yaml."""
+    (tmp_path / "notes").mkdir()
+    shutil.copy(BUNDLED_NOTE, tmp_path / "notes" / "Day26.md")
+    write_config(tmp_path)
+    return tmp_path
+
+
+def settings_for(folder: Path):
+    from okdbot.config import load_settings
+
+    return load_settings(folder / "okdbot.yaml", env={})
+
+
+@pytest.fixture(scope="session")
+def bundled_index(tmp_path_factory, model, analyzer):
+    """An index of the bundled note built once with the real model."""
+    from okdbot.build import build_index
+
+    folder = tmp_path_factory.mktemp("bundled")
+    (folder / "notes").mkdir()
+    shutil.copy(BUNDLED_NOTE, folder / "notes" / "Day26.md")
+    write_config(folder)
+    settings = settings_for(folder)
+    build_index(settings, lambda: model, analyzer=analyzer)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def retriever(bundled_index, model, analyzer):
+    from okdbot.retrieve import Retriever
+
+    return Retriever(bundled_index.index_dir, bundled_index.retrieval, model, analyzer)
+
+
+def run_cli(*args, cwd: Path, stdin: str | None = None, timeout: float = 300, env: dict | None = None):
+    """Run `python -m okdbot ARGS` in a fresh process, as a user would."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    full_env.pop("OKDBOT_CONFIG", None)
+    full_env.pop("OKDBOT_INDEX", None)
+    return subprocess.run([sys.executable, "-m", "okdbot", *args], cwd=cwd, input=stdin, text=True,
+                          capture_output=True, timeout=timeout, env=full_env)

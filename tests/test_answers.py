@@ -1,0 +1,77 @@
+"""Retrieval with the real model over the bundled note: questions asked the way
+people ask, in Korean, without naming the component they are about."""
+
+from __future__ import annotations
+
+import pytest
+
+from okdbot.answer import quote_lines, to_text
+from okdbot.errors import BadQuestion
+
+# (question, the component line the first passage must quote)
+PARAPHRASES = [
+    ("컨테이너 이미지를 저장소 간에 복사하는 도구는?", "Skopeo :"),
+    ("데몬 없이 루트 권한 없이도 컨테이너를 다루는 도구가 뭐야?", "Podman :"),
+    ("컨테이너 이미지를 빌드하는 명령줄 도구 알려줘", "Buildah :"),
+    ("가벼운 컨테이너 런타임은 뭐야?", "Cri-O :"),
+    ("시스템 모니터링하고 경고 보내주는 오픈소스 도구는?", "Prometheus :"),
+    ("데이터를 그래프랑 대시보드로 시각화하는 플랫폼은?", "Grafana :"),
+    ("분산형 검색 및 분석 엔진이 뭐였지?", "Elastic Search :"),
+    ("여러 소스에서 로그 데이터를 모으는 소프트웨어는?", "FluentD :"),
+    ("지속적 통합이랑 지속적 배포 도구는 뭐야?", "Jenkins :"),
+    ("쿠버네티스 환경의 CI/CD 프레임워크는?", "Tekton :"),
+    ("서비스 간 통신과 보안, 관측성을 제공하는 서비스 메시 플랫폼", "Istio :"),
+    ("서비스 메시를 관리하는 웹 기반 플랫폼은?", "Kiali :"),
+    ("분산 시스템에서 트랜잭션을 추적하는 시스템", "Jaeger :"),
+    ("서버리스 애플리케이션을 구축하고 배포하는 플랫폼", "Knative :"),
+    ("이벤트 기반으로 자동 스케일링을 해주는 프로젝트는?", "Keda :"),
+    ("소스 코드를 컨테이너 이미지로 변환해주는 도구", "S2i :"),
+    ("대규모 분산 스토리지 시스템은 뭐가 있어?", "Ceph :"),
+    ("클라우드 네이티브 환경에서 스토리지를 관리하는 프로젝트", "Rook :"),
+    ("네트워크 가상화를 지원하는 가상 스위치", "OVS :"),
+    ("클러스터에서 가상 머신을 실행하고 관리하려면 뭘 써?", "KubeVirt :"),
+    ("알람을 관리하고 라우팅하는 도구는?", "AlertManager :"),
+    ("호스트 머신의 리소스 사용량을 수집해서 보내는 에이전트", "Node-export"),
+]
+
+
+@pytest.mark.parametrize("question, expected", PARAPHRASES, ids=[e for _, e in PARAPHRASES])
+def test_paraphrased_korean_question_quotes_the_component(retriever, question, expected):
+    result = retriever.search(question)
+    assert result.answered, question
+    top = result.passages[0]
+    assert any(expected in line.text for line in top.lines), [l.text for l in top.lines]
+    assert top.url.endswith(f"Day26.md?plain=1#L{top.start_line}-L{top.end_line}")
+
+
+def test_a_section_title_finds_the_section_as_one_merged_passage(retriever):
+    result = retriever.search("FCOS 주요기능")
+    top = result.passages[0]
+    assert top.heading.endswith("FCOS(Fedora CoreOS) > 주요기능")
+    assert (top.start_line, top.end_line) == (57, 62)
+    # adjacent hits of one section are merged, never repeated
+    spans = [(p.file, p.start_line, p.end_line) for p in result.passages]
+    for i, a in enumerate(spans):
+        for b in spans[i + 1:]:
+            assert a[0] != b[0] or a[2] < b[1] - 1 or b[2] < a[1] - 1, spans
+
+
+def test_unanswerable_question_is_not_answered(retriever):
+    result = retriever.search("Azure 가상 네트워크 피어링은 어떻게 설정해?")
+    assert not result.answered and not result.passages
+    assert 1 <= len(result.suggestions) <= 3
+    assert "찾지 못했습니다" in to_text(result)
+
+
+def test_long_passages_are_trimmed_to_relevant_lines(retriever):
+    result = retriever.search("OKD4 모니터링 구성요소 AlertManager")
+    top = result.passages[0]
+    shown = quote_lines(top, 3)
+    assert any("AlertManager" in line for line in shown)
+    assert "…" in shown and len([s for s in shown if s != "…"]) <= 3
+
+
+@pytest.mark.parametrize("question", ["", "   \n", "질" * 1001])
+def test_bad_questions_raise(retriever, question):
+    with pytest.raises(BadQuestion):
+        retriever.search(question)

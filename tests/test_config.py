@@ -1,0 +1,59 @@
+"""okdbot.yaml: sources, links to exact lines, and errors that name key and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from okdbot.config import Source, load_settings
+from okdbot.errors import ConfigError
+
+
+def _load(tmp_path: Path, text: str):
+    (tmp_path / "okdbot.yaml").write_text(text, encoding="utf-8")
+    return load_settings(tmp_path / "okdbot.yaml", env={})
+
+
+def test_sources_resolve_relative_to_the_config(tmp_path):
+    s = _load(tmp_path, "sources:\n  - name: n\n    path: notes\n    url: https://github.com/o/r/blob/main/docs/\n")
+    assert s.sources[0].path == (tmp_path / "notes").resolve()
+    assert s.index_dir == (tmp_path / "index").resolve()
+
+
+def test_github_links_open_the_exact_lines():
+    src = Source("n", Path("/x"), url="https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/")
+    assert src.link_for("Day26.md", 29, 31) == (
+        "https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/Day26.md?plain=1#L29-L31")
+
+
+def test_link_template_and_non_ascii_paths():
+    src = Source("n", Path("/x"), url="https://git.example.org/notes/", link="{base}{path}?line={start}-{end}")
+    assert src.link_for("주간/메모 1.md", 3, 4) == (
+        "https://git.example.org/notes/%EC%A3%BC%EA%B0%84/%EB%A9%94%EB%AA%A8%201.md?line=3-4")
+
+
+def test_unknown_key_is_named_with_its_line(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, "sources:\n  - name: n\n    path: notes\n    colour: red\n")
+    assert "colour" in str(err.value) and "okdbot.yaml:4" in str(err.value)
+
+
+def test_wrong_type_is_named_with_its_line(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, "index: idx\nretrieval:\n  k: five\n")
+    assert "'k'" in str(err.value) and "okdbot.yaml:3" in str(err.value) and "int" in str(err.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, "sources:\n  - name: n\n   path: [notes\n")
+    assert "malformed YAML" in str(err.value) and "okdbot.yaml:" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_corpus_flag_replaces_sources(tmp_path):
+    (tmp_path / "okdbot.yaml").write_text("sources:\n  - name: n\n    path: notes\n", encoding="utf-8")
+    s = load_settings(tmp_path / "okdbot.yaml", corpus=tmp_path / "other", source_url="https://h/x/", env={})
+    assert [x.path for x in s.sources] == [(tmp_path / "other").resolve()]
+    assert s.sources[0].url == "https://h/x/"
