@@ -147,20 +147,24 @@ def _rebuild_reason(previous: dict, signature: dict) -> str:
 
 
 def _embed(embedder: Embedder, chunks: list[Chunk], progress: bool) -> dict:
-    """hash → [(window text, vector)] for each chunk."""
-    windows = [(c.hash, text) for c in chunks for text in embedder.windows(c.embed_text)]
-    out: dict[str, list] = {}
-    batch = 64
+    """hash → [(window text, vector)] for each chunk. Windows are encoded in
+    batches of similar length, so little compute is spent on padding."""
+    windows = [(c.hash, w, text) for c in chunks for w, text in enumerate(embedder.windows(c.embed_text))]
+    windows.sort(key=lambda item: len(item[2]))
+    found: dict[tuple[str, int], tuple[str, np.ndarray]] = {}
+    batch = 32
     bar = _bar(len(windows), progress)
     for i in range(0, len(windows), batch):
         part = windows[i:i + batch]
-        vecs = embedder.encode_documents([t for _, t in part])
-        for (h, text), vec in zip(part, vecs):
-            out.setdefault(h, []).append((text, vec))
+        for (h, w, text), vec in zip(part, embedder.encode_documents([t for _, _, t in part])):
+            found[(h, w)] = (text, vec)
         if bar:
             bar.update(len(part))
     if bar:
         bar.close()
+    out: dict[str, list] = {}
+    for h, w in sorted(found):
+        out.setdefault(h, []).append(found[(h, w)])
     return out
 
 

@@ -1,0 +1,59 @@
+"""Helpers shared by the benchmark scripts (not part of the package)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT.parent / "shared" / "corpora"
+METANET = CORPORA / "metanet-notes" / "docs"
+METANET_URL = "https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/"
+
+QUESTIONS = [
+    "컨테이너 이미지를 저장소 간에 복사하는 도구는?", "Skopeo가 뭐야?", "쿠버네티스 파드란?",
+    "도커 이미지 빌드 방법", "Azure 가상 머신 만드는 법", "리눅스 파일 권한 변경 명령어",
+    "What is Tekton?", "How do I scale a deployment in Kubernetes?", "서비스 메시가 뭐야",
+    "테라폼으로 인프라를 코드로 관리하는 방법", "ansible 플레이북 작성법", "로그 수집 도구",
+    "OKD4 모니터링 구성요소", "FCOS 주요기능", "What is a persistent volume?", "VLAN이란?",
+    "RAID 레벨 차이", "가상화 하이퍼바이저 종류", "docker compose up", "CI/CD 파이프라인 도구",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall time of a whole process."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **kw.pop("env", {})}
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)
+    return time.perf_counter() - started, proc
+
+
+def okdbot_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "okdbot", *args]
+
+
+def peak_rss_mb(children: bool = False) -> float:
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def corpus_or_bundled() -> tuple[Path, str, str]:
+    """(notes folder, link base, label): the 44-day notes when present, else the bundled note."""
+    if METANET.is_dir():
+        return METANET, METANET_URL, "metanet-notes (44 days)"
+    print("note: ../shared/corpora not found; measuring the bundled note only", file=sys.stderr)
+    return ROOT / "corpus", METANET_URL, "bundled Day26.md"
