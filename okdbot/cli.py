@@ -73,11 +73,22 @@ def _parser() -> argparse.ArgumentParser:
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("okdbot: %(levelname)s: %(message)s"))
+    handler.setFormatter(_Formatter())
     root = logging.getLogger("okdbot")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+class _Formatter(logging.Formatter):
+    """`okdbot: message` for progress, `okdbot: warning: message` for problems."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        text = f"okdbot: {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
 
 
 def _settings(args, **overrides):
