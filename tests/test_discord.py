@@ -26,6 +26,7 @@ from simcord import interactions as sim_interactions
 
 from okdbot.build import build_index
 from okdbot.discord_bot import OkdBot
+from okdbot.errors import IndexMissing
 from okdbot.feedback import FeedbackStore
 from okdbot.retrieve import Retriever
 
@@ -368,6 +369,13 @@ async def test_the_model_and_index_load_once_in_setup_hook(settings, retriever, 
         for member in (w.alice, w.bob):
             assert (await member.slash(w.channel, "ask", question="Skopeo가 뭐야?")).response.embeds
     assert len(loads) == 1 and loads[0].startswith("okdbot-retrieve")  # off the event loop
+
+
+async def test_without_an_index_the_bot_stops_at_start_with_a_clear_error(settings, tmp_path):
+    settings = settings.with_index(tmp_path / "no-index")
+    with pytest.raises(IndexMissing, match="run `okdbot index` first"):
+        async with simcord.run(make_bot(settings, None)):
+            pass
 
 
 # --------------------------------------------------------------- feedback
