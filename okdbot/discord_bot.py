@@ -43,6 +43,7 @@ log = logging.getLogger("okdbot")
 
 QUESTION_MAX = 300  # /ask option length; the Discord client enforces it
 RETRIEVAL_WORKERS = 2
+WARM_UP = ("컨테이너 이미지를 복사하는 도구", "container image tool")
 VOTE_ID = r"okdbot:vote:(?P<vote>up|down):(?P<answer>[0-9]+)"
 
 
@@ -196,12 +197,22 @@ class OkdBot(commands.Bot):
         self._retrieval = ThreadPoolExecutor(self.workers, thread_name_prefix="okdbot-retrieve")
         self._db = ThreadPoolExecutor(1, thread_name_prefix="okdbot-db")
         if self.retriever is None:
-            from .runtime import load_retriever
-
-            self.retriever = await asyncio.get_running_loop().run_in_executor(
-                self._retrieval, load_retriever, self.settings)
+            await asyncio.get_running_loop().run_in_executor(self._retrieval, self._load)
         await self.tree.set_translator(KoreanTranslator())
         await self.sync_commands()
+
+    def _load(self) -> None:
+        """Load the model and index, then ask once in each language: the first
+        Korean analysis and the first encoding are slow, and no user should wait for them."""
+        from .runtime import load_retriever
+
+        started = time.perf_counter()
+        self.retriever = load_retriever(self.settings)
+        loaded = time.perf_counter()
+        for question in WARM_UP:
+            self.retriever.search(question)
+        log.info("model and index loaded in %.1f s, warmed up in %.1f s",
+                 loaded - started, time.perf_counter() - loaded)
 
     async def close(self) -> None:
         await super().close()
