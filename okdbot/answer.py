@@ -1,11 +1,16 @@
-"""Pure: a retrieval Result → what people read (terminal text) or scripts parse (JSON).
+"""Pure: a retrieval Result → what people read (terminal text, a Discord
+message) or scripts parse (JSON).
 
 Answers are quotes: every line shown is a line of the source file, except a
 "…" line standing for lines left out (long passages are trimmed to the lines
-holding the question's terms; image-only lines are never quoted).
+holding the question's terms; image-only lines are never quoted) and, on
+Discord, a closing "more in the notes" link when a quote had to be cut.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
 
 from .chunk import is_image_only
 from .retrieve import Passage, Result
@@ -23,7 +28,13 @@ STRINGS = {
         "cooldown": "Please wait {seconds:.0f}s before asking again.",
         "error": "Something went wrong while answering. The maintainers have been told.",
         "empty": "Ask a question after the mention, e.g. “What is Skopeo?”",
+        "empty_ask": "Ask a question, e.g. /ask question: What is Skopeo?",
         "thanks": "Thanks for the feedback!",
+        "too_long": "That question is too long; ask in at most {limit} characters.",
+        "not_here": "I answer questions only in {channels}.",
+        "no_content": "I can't read replies that don't mention me. Reply again with the mention on, or ask with /ask.",
+        "command": "Ask the OKD notes a question",
+        "command_question": "Your question, in Korean or English",
     },
     "ko": {
         "not_found": "노트에서 이 내용을 찾지 못했습니다.",
@@ -33,7 +44,13 @@ STRINGS = {
         "cooldown": "{seconds:.0f}초 후에 다시 질문해 주세요.",
         "error": "답변 중 문제가 생겼습니다. 관리자에게 알렸습니다.",
         "empty": "멘션 뒤에 질문을 적어 주세요. 예: “Skopeo가 뭐야?”",
+        "empty_ask": "질문을 적어 주세요. 예: /ask question: Skopeo가 뭐야?",
         "thanks": "피드백 감사합니다!",
+        "too_long": "질문이 너무 깁니다. {limit}자 이내로 질문해 주세요.",
+        "not_here": "{channels} 채널에서만 질문에 답합니다.",
+        "no_content": "멘션이 없는 답장은 읽을 수 없습니다. 멘션을 켜고 다시 답장하거나 /ask 로 질문해 주세요.",
+        "command": "OKD 노트에 질문하기",
+        "command_question": "질문 내용 (한국어 또는 영어)",
     },
 }
 
@@ -96,3 +113,178 @@ def to_text(result: Result, max_lines: int = TERMINAL_LINES) -> str:
         quoted = "\n".join(f"  │ {line}" for line in quote_lines(p, max_lines))
         blocks.append(f"[{p.rank}] {p.heading}\n{quoted}\n  {p.url}")
     return "\n\n".join(blocks)
+
+
+# ---------------------------------------------------------------- Discord
+# Discord's documented message limits, in characters. Sizes are measured in
+# UTF-16 code units, never fewer than Python's len(), so what fits here fits there.
+CONTENT_MAX = 2000
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+FIELD_VALUE_MAX = 1024
+FOOTER_MAX = 2048
+EMBED_TOTAL_MAX = 6000
+EMBEDS_MAX = 10
+DISCORD_LINES = JSON_LINES  # lines per passage before the character budget applies
+PASSAGE_CHARS = 1500  # a quote, not a wall of text: the rest is one click away
+MIN_QUOTE_CHARS = 300  # below this share a lower-ranked passage is left out
+FENCE = "```"
+ANSWERED_COLOUR = 0x3BA55D
+NOT_FOUND_COLOUR = 0x99AAB5
+_URL = re.compile(r"https?://[^\s<>]+")
+
+
+@dataclass
+class EmbedSpec:
+    """One Discord embed as plain data; the bot turns it into a discord.Embed."""
+
+    title: str
+    description: str = ""
+    url: str = ""
+    footer: str = ""
+    colour: int = ANSWERED_COLOUR
+    fields: list[tuple[str, str]] = field(default_factory=list)
+
+    def size(self) -> int:
+        """What Discord counts towards the 6000-character total of a message's embeds."""
+        return (size(self.title) + size(self.description) + size(self.footer)
+                + sum(size(name) + size(value) for name, value in self.fields))
+
+
+@dataclass
+class DiscordReply:
+    """A whole Discord answer: message content plus embeds, within Discord's limits."""
+
+    content: str
+    embeds: list[EmbedSpec]
+
+
+def size(text: str) -> int:
+    """Length as Discord counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def discord_reply(result: Result, *, echo_question: bool = False,
+                  passage_chars: int = PASSAGE_CHARS) -> DiscordReply:
+    """The Discord message for a Result: one embed per passage (heading path as
+    title, linked to the exact lines; the quoted lines; file and lines in the
+    footer), or a "not in the notes" embed listing the nearest sections.
+    `echo_question` repeats the question in the content (for /ask, whose
+    question is not otherwise visible)."""
+    ui = strings(result.korean)
+    content = quote_question(result.question) if echo_question else ""
+    if not result.answered:
+        return DiscordReply(content, [_not_found_embed(result, ui)])
+    return DiscordReply(content, _passage_embeds(result.passages[:EMBEDS_MAX], ui, passage_chars))
+
+
+def quote_question(question: str) -> str:
+    """The question as one quoted line, links wrapped in <…> so Discord shows no preview."""
+    text = cut_words(" ".join(question.split()), CONTENT_MAX // 2)
+    return "> " + _URL.sub(lambda m: f"<{m.group(0)}>", text)
+
+
+def fit_lines(lines: list[str], limit: int, more: str) -> str:
+    """`lines` joined, in at most `limit` characters, code fences balanced.
+
+    When they do not all fit: the most whole lines from the top that do not end
+    inside a code fence, then `more` on a line of its own. If every prefix that
+    fits ends inside a fence opened at the top, the fence is closed instead. A
+    first line longer than the limit is cut at a space, never mid-word."""
+    text = _close_fence("\n".join(lines))
+    if size(text) <= limit:
+        return text
+    room = limit - size(more) - 1
+    kept: list[str] = []
+    used = best = 0
+    inside = False
+    for line in lines:
+        cost = size(line) + (1 if kept else 0)
+        if used + cost > room:
+            break
+        kept.append(line)
+        used += cost
+        inside ^= line.count(FENCE) % 2 == 1
+        if not inside:
+            best = len(kept)
+    if best:
+        body = "\n".join(lines[:best])
+    else:
+        while kept and used + 1 + len(FENCE) > room:
+            used -= size(kept.pop()) + (1 if kept else 0)
+        body = "\n".join(kept + [FENCE]) if kept else ""
+    if not body and lines:
+        body = _close_fence(cut_words(lines[0], room - 1 - len(FENCE)))
+    return f"{body}\n{more}" if body else more
+
+
+def cut_words(text: str, limit: int) -> str:
+    """At most `limit` characters of `text`, cut at a space when there is one."""
+    if size(text) <= limit:
+        return text
+    head = text[:limit]
+    while size(head) > limit:
+        head = head[:-1]
+    if not text[len(head)].isspace():
+        space = max(head.rfind(" "), head.rfind("\t"))
+        if space > 0:
+            head = head[:space]
+    return head.rstrip()
+
+
+def _close_fence(text: str) -> str:
+    return f"{text}\n{FENCE}" if text.count(FENCE) % 2 else text
+
+
+def _passage_embeds(passages: list[Passage], ui: dict[str, str], passage_chars: int) -> list[EmbedSpec]:
+    cap = min(passage_chars, DESCRIPTION_MAX)
+    while True:
+        embeds = [EmbedSpec(title=short_heading(p.heading, TITLE_MAX), url=p.url,
+                            footer=cut_words(f"{ui['source']}: {p.file} · L{p.start_line}-L{p.end_line}", FOOTER_MAX))
+                  for p in passages]
+        room = EMBED_TOTAL_MAX - sum(e.size() for e in embeds)
+        if len(passages) == 1 or room // len(passages) >= MIN_QUOTE_CHARS:
+            break
+        passages = passages[:-1]
+    quotes = [quote_lines(p, DISCORD_LINES) for p in passages]
+    budgets = _share([size(_close_fence("\n".join(q))) for q in quotes], room, cap)
+    for embed, passage, quote, budget in zip(embeds, passages, quotes, budgets):
+        embed.description = fit_lines(quote, budget, f"{ELLIPSIS} [{ui['more']}]({passage.url})")
+    return embeds
+
+
+def _share(wanted: list[int], total: int, cap: int) -> list[int]:
+    """Split `total` characters between quotes: short ones take what they need,
+    the others share the rest equally, none above `cap`."""
+    out = [0] * len(wanted)
+    left = total
+    for n, i in enumerate(sorted(range(len(wanted)), key=lambda i: wanted[i])):
+        out[i] = min(wanted[i], cap, left // (len(wanted) - n))
+        left -= out[i]
+    return out
+
+
+def _not_found_embed(result: Result, ui: dict[str, str]) -> EmbedSpec:
+    embed = EmbedSpec(title=ui["not_found"], colour=NOT_FOUND_COLOUR)
+    value = ""
+    for s in result.suggestions:
+        label = short_heading(s.heading, 120).replace("[", "\\[").replace("]", "\\]")
+        line = f"- [{label}]({s.url})"
+        if size(value) + size(line) + 1 > FIELD_VALUE_MAX:
+            break
+        value = f"{value}\n{line}" if value else line
+    if value:
+        embed.fields.append((ui["suggest"], value))
+    return embed
+
+
+def short_heading(heading: str, limit: int) -> str:
+    """A heading path in at most `limit` characters, keeping its most specific end."""
+    if size(heading) <= limit:
+        return heading
+    parts = heading.split(" > ")
+    for i in range(1, len(parts)):
+        text = " > ".join([ELLIPSIS, *parts[i:]])
+        if size(text) <= limit:
+            return text
+    return cut_words(parts[-1], limit)

@@ -67,6 +67,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, metavar="N", help="at most N passages (default from config: 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per question per line")
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("discord", parents=[common], help="run the Discord bot (token from $DISCORD_TOKEN)",
+                       description="Run the Discord bot: /ask, @mentions and replies. The token is read from "
+                                   "the DISCORD_TOKEN environment variable only.")
+    p.add_argument("--sync", action="store_true",
+                   help="register the slash commands now, even if unchanged since the last sync")
+    p.set_defaults(func=cmd_discord)
+
+    p = sub.add_parser("feedback", parents=[common], help="list the 👍/👎 votes on the bot's answers",
+                       description="List votes on the Discord bot's answers, newest first, with the question, "
+                                   "the cited passages and the index generation.")
+    p.add_argument("--bad", action="store_true", help="only 👎 votes")
+    p.add_argument("--json", action="store_true", help="one JSON object per vote per line")
+    p.set_defaults(func=cmd_feedback)
     return parser
 
 
@@ -146,3 +160,37 @@ def cmd_query(args) -> int:
             if args.question is None:
                 print()
     return 1 if failed else 0
+
+
+def cmd_discord(args) -> int:
+    from .config import discord_token
+    from .errors import ConfigError
+
+    token = discord_token()
+    if token is None:
+        raise ConfigError("DISCORD_TOKEN is not set; export the bot token from the Discord developer portal "
+                          "(see README, Discord) and run again")
+    settings = _settings(args)
+    from .discord_bot import run
+
+    run(settings, token, sync=args.sync)
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from .feedback import FeedbackStore, feedback_path
+
+    path = feedback_path(_settings(args))
+    if not path.is_file():
+        log.info("no feedback yet: %s does not exist (the bot creates it with its first answer)", path)
+        return 0
+    for vote in FeedbackStore(path).votes(bad_only=args.bad):
+        if args.json:
+            print(json.dumps(vote.to_json(), ensure_ascii=False), flush=True)
+            continue
+        mark = "👍" if vote.vote == "up" else "👎"
+        status = "" if vote.answered else "  (not in the notes)"
+        print(f"{vote.time}  {mark}  #{vote.answer_id}  {vote.question}{status}  [{vote.generation}]")
+        for c in vote.citations:
+            print(f"    {c['heading']}\n      {c['url']}")
+    return 0

@@ -41,3 +41,7 @@ class BadQuestion(OkdbotError):
 
 class ModelError(OkdbotError):
     """The embedding model cannot be loaded offline."""
+
+
+class DiscordError(OkdbotError):
+    """Discord refused the bot (missing or rejected token, missing scope) or is unreachable."""

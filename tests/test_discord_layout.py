@@ -1,0 +1,134 @@
+"""The pure Discord layout (answer.discord_reply): Discord's limits hold for any
+answer, long quotes are cut at line boundaries (never mid-word, never inside a
+code fence) and end with a link to the rest."""
+
+from __future__ import annotations
+
+import pytest
+
+from okdbot.answer import ELLIPSIS, PASSAGE_CHARS, cut_words, discord_reply, fit_lines, quote_question
+from okdbot.retrieve import Line, Passage, Result, Suggestion
+
+from .discord_limits import DESCRIPTION_MAX, FIELD_VALUE_MAX, assert_within_limits, discord_len, reply_payload
+
+URL = "https://github.com/o/r/blob/main/docs/Day99.md?plain=1#L{start}-L{end}"
+
+
+def passage(lines: list[str], rank: int = 1, heading: str = "Day99 > 업그레이드 > 체크리스트", start: int = 10) -> Passage:
+    end = start + len(lines) - 1
+    return Passage(rank=rank, score=0.9, source="notes", file="Day99.md", heading=heading, start_line=start,
+                   end_line=end, url=URL.format(start=start, end=end),
+                   lines=[Line(start + i, text, True) for i, text in enumerate(lines)])
+
+
+def answered(*passages: Passage, question: str = "What is the upgrade checklist?") -> Result:
+    return Result(question, True, list(passages), korean=False, generation="gen-1")
+
+
+def long_lines(n: int, width: int = 120, word: str = "upgrade") -> list[str]:
+    """n lines of whole words, each about `width` characters."""
+    out = []
+    for i in range(n):
+        words = [f"step{i}"]
+        while len(" ".join(words)) < width:
+            words.append(word)
+        out.append("- " + " ".join(words))
+    return out
+
+
+def shown_lines(description: str) -> list[str]:
+    """The description's lines without the closing "… [more](url)" line."""
+    lines = description.split("\n")
+    return lines[:-1] if lines[-1].startswith(f"{ELLIPSIS} [") else lines
+
+
+def test_a_4000_character_answer_is_trimmed_at_a_line_boundary_with_a_link_to_the_rest():
+    source = long_lines(33)
+    assert len("\n".join(source)) >= 4000
+    reply = discord_reply(answered(passage(source)))
+    assert_within_limits(reply_payload(reply))
+    (embed,) = reply.embeds
+    assert discord_len(embed.description) <= PASSAGE_CHARS
+    assert embed.description.endswith(f"{ELLIPSIS} [More in the notes]({URL.format(start=10, end=42)})")
+    kept = shown_lines(embed.description)
+    assert kept == source[:len(kept)] and 5 < len(kept) < len(source)  # whole lines from the top, none cut
+
+
+def test_a_4000_character_answer_fits_whole_when_discord_allows_it():
+    source = long_lines(35, width=110)
+    assert 4000 <= len("\n".join(source)) <= DESCRIPTION_MAX
+    reply = discord_reply(answered(passage(source)), passage_chars=DESCRIPTION_MAX)
+    assert reply.embeds[0].description == "\n".join(source)
+    assert_within_limits(reply_payload(reply))
+
+
+def test_never_more_than_discord_allows_however_long_and_many_the_passages():
+    heading = " > ".join(f"아주 긴 제목 {i} " + "x" * 60 for i in range(8))
+    passages = [passage(long_lines(40, width=400), rank=i + 1, heading=heading, start=100 * i + 1) for i in range(14)]
+    for chars in (PASSAGE_CHARS, DESCRIPTION_MAX, 10_000):
+        reply = discord_reply(answered(*passages), passage_chars=chars)
+        assert_within_limits(reply_payload(reply))
+        assert 1 <= len(reply.embeds) <= 10
+        assert all(e.title.endswith("x" * 60) for e in reply.embeds)  # the most specific heading is kept
+
+
+def test_the_cut_never_lands_inside_a_code_fence():
+    fence = ["```sh", *[f"oc adm upgrade --to-latest=true   # run {i} of the upgrade" for i in range(40)], "```"]
+    source = ["Before the upgrade:", *long_lines(3), *fence, *long_lines(5)]
+    description = fit_lines(source, 800, "… [more](u)")
+    assert discord_len(description) <= 800
+    assert "```" not in description  # the fence did not fit: cut before it, not in it
+    assert shown_lines(description) == source[:4]
+
+
+def test_a_fence_at_the_top_that_does_not_fit_is_closed():
+    fence = ["```yaml", *[f"key{i}: value number {i}" for i in range(200)], "```"]
+    description = fit_lines(fence, 500, "… [more](u)")
+    assert discord_len(description) <= 500
+    assert description.count("```") == 2 and description.split("\n")[-2] == "```"
+
+
+def test_an_unbalanced_fence_from_trimmed_lines_is_closed():
+    assert fit_lines(["```sh", "oc get pods"], 100, "more") == "```sh\noc get pods\n```"
+
+
+def test_an_over_long_first_line_is_cut_between_words():
+    line = " ".join(f"word{i}" for i in range(2000))
+    description = fit_lines([line], 1000, "… [more](u)")
+    body = description.split("\n")[0]
+    assert discord_len(description) <= 1000
+    assert line.startswith(body) and line[len(body)] == " "  # ends at a word boundary
+
+
+def test_cut_words_keeps_korean_words_whole():
+    text = "컨테이너 이미지를 저장소 간에 복사하는 도구"
+    assert cut_words(text, 12) == "컨테이너 이미지를"
+    assert cut_words(text, 100) == text
+
+
+def test_not_found_lists_suggestions_within_the_field_limit():
+    suggestions = [Suggestion("Day26 > 레드햇 OpenShift > " + "섹션 " * 80, "https://e.com/" + "p" * 200 + f"#L{i}")
+                   for i in range(10)]
+    result = Result("Azure 가상 네트워크 피어링은?", False, [], suggestions, korean=True)
+    reply = discord_reply(result)
+    assert_within_limits(reply_payload(reply))
+    (embed,) = reply.embeds
+    assert embed.title == "노트에서 이 내용을 찾지 못했습니다."
+    (name, value), = embed.fields
+    assert name == "가까운 섹션:" and 1 <= value.count("\n- [") + 1 <= 10
+    assert discord_len(value) <= FIELD_VALUE_MAX
+
+
+def test_ui_strings_follow_the_language_of_the_question():
+    p = passage(["- Skopeo : 컨테이너 이미지를 복사하는 도구"])
+    english = discord_reply(answered(p))
+    korean = discord_reply(Result("Skopeo가 뭐야?", True, [p], korean=True))
+    assert english.embeds[0].footer == "Source: Day99.md · L10-L10"
+    assert korean.embeds[0].footer == "출처: Day99.md · L10-L10"
+
+
+@pytest.mark.parametrize("question", ["see https://example.com/x?y=1 please", "x" * 5000 + " @everyone"])
+def test_the_echoed_question_fits_and_shows_no_link_preview(question):
+    content = quote_question(question)
+    assert content.startswith("> ") and discord_len(content) <= 2000
+    assert "https://" not in content or "<https://example.com/x?y=1>" in content
