@@ -96,3 +96,13 @@ def to_text(result: Result, max_lines: int = TERMINAL_LINES) -> str:
         quoted = "\n".join(f"  │ {line}" for line in quote_lines(p, max_lines))
         blocks.append(f"[{p.rank}] {p.heading}\n{quoted}\n  {p.url}")
     return "\n\n".join(blocks)
+
+
+def answer_log_line(result: Result, latency_ms: float) -> str:
+    """The one INFO line an operator sees per answer. Never the question's text
+    (log that separately at DEBUG): its length, language, how long it took,
+    how many passages, the best fused score and the index generation."""
+    return (f"answer q_chars={len(result.question)} lang={'ko' if result.korean else 'en'} "
+            f"latency_ms={latency_ms:.0f} hits={len(result.passages)} "
+            f"answered={'yes' if result.answered else 'no'} top_score={result.top_score:.3f} "
+            f"generation={result.generation or '-'}")
