@@ -172,10 +172,12 @@ def event_filter(settings: Settings) -> Callable[[object, str], bool]:
 
 
 def _timing(settings: Settings) -> dict:
-    """watchfiles groups events until none came for `step` ms (our debounce),
-    but yields after at most `debounce` ms, so endless saves still re-index."""
-    quiet = max(50, settings.watch.debounce_ms)
-    return {"step": quiet, "debounce": 10 * quiet, "rust_timeout": FIRST_TICK_MS}
+    """watchfiles yields once a `step` passed with no new change, which
+    happens between 1 and 2 steps after the last one: a step of half the
+    debounce starts a re-index within about debounce_ms of the last save.
+    It yields after `debounce` ms at most, so endless saves still re-index."""
+    step = max(25, settings.watch.debounce_ms // 2)
+    return {"step": step, "debounce": 20 * step, "rust_timeout": FIRST_TICK_MS}
 
 
 def _announce(settings: Settings, roots: list[str]) -> None:

@@ -80,3 +80,18 @@ def test_switching_to_hnsw_in_the_config_is_applied_by_the_next_index(workspace,
     assert check_freshness(settings).fresh
     hnsw_answer = Retriever(settings.index_dir, settings.retrieval, model, analyzer).search("What is Tekton?")
     assert [(p.file, p.start_line) for p in hnsw_answer.passages] == [(p.file, p.start_line) for p in flat_answer.passages]
+
+
+def test_a_search_for_more_hits_than_hnsw_ef_search_is_not_cut_short(tmp_path):
+    """faiss's HNSW returns at most efSearch hits; queries ask for 200 dense candidates."""
+    write_config(tmp_path, extra="retrieval:\n  faiss: hnsw\n  hnsw_ef_search: 16\n")
+    rng = np.random.default_rng(7)
+    basis = rng.standard_normal((LATENT, DIM))
+    data, queries = _vectors(rng, 2_000, basis), _vectors(rng, 20, basis)
+    hnsw = _generation(tmp_path / "hnsw", data, settings_for(tmp_path).retrieval)
+    write_config(tmp_path)
+    flat = _generation(tmp_path / "flat", data, settings_for(tmp_path).retrieval)
+    for query in queries:
+        hits = hnsw.search_dense(query, 200)
+        assert len(hits) == 200
+        assert len(set(hits) & set(flat.search_dense(query, 200))) >= 180
