@@ -84,3 +84,10 @@ def test_shards_and_debounce_are_read_from_the_config(tmp_path):
     write_config(tmp_path, extra="discord:\n  shards: 4\nwatch:\n  debounce_ms: 250\n")
     settings = load_settings(tmp_path / "okdbot.yaml", env={})
     assert settings.discord.shards == 4 and settings.watch.debounce_ms == 250
+
+
+def test_help_of_the_operator_commands(tmp_path):
+    for args, needle in ((["doctor", "--help"], "--no-discord"), (["health", "--help"], "--max-age"),
+                         (["index", "--help"], "--watch")):
+        proc = run_cli(*args, cwd=tmp_path)
+        assert proc.returncode == 0 and needle in proc.stdout, proc.stdout
