@@ -288,3 +288,13 @@ def short_heading(heading: str, limit: int) -> str:
         if size(text) <= limit:
             return text
     return cut_words(parts[-1], limit)
+
+
+def answer_log_line(result: Result, latency_ms: float) -> str:
+    """The one INFO line an operator sees per answer. Never the question's text
+    (log that separately at DEBUG): its length, language, how long it took,
+    how many passages, the best fused score and the index generation."""
+    return (f"answer q_chars={len(result.question)} lang={'ko' if result.korean else 'en'} "
+            f"latency_ms={latency_ms:.0f} hits={len(result.passages)} "
+            f"answered={'yes' if result.answered else 'no'} top_score={result.top_score:.3f} "
+            f"generation={result.generation or '-'}")

@@ -68,7 +68,7 @@ def build_index(
     index_dir = settings.index_dir
     with build_lock(index_dir):
         previous = _previous(index_dir)
-        reason = _rebuild_reason(previous, signature) if previous and not full else ""
+        reason = rebuild_reason(previous["manifest"], signature) if previous and not full else ""
         if reason:
             log.warning("%s: rebuilding the whole index", reason)
         reusable = previous if previous and not full and not reason else None
@@ -107,7 +107,8 @@ def build_index(
                 "sources": [s.to_dict() for s in settings.sources],
                 "notes": {f"{n.source.name}/{n.path}": n.sha256 for n in notes},
                 "skipped": [asdict(s) for s in skipped],
-                "faiss": settings.retrieval.faiss, "hnsw_ef_search": settings.retrieval.hnsw_ef_search,
+                "faiss": settings.retrieval.faiss, "hnsw_m": settings.retrieval.hnsw_m,
+                "hnsw_ef_search": settings.retrieval.hnsw_ef_search,
                 "counts": {"files": len(notes), "chunks": len(chunks)},
             }
             report.generation = writer.publish(manifest)
@@ -133,8 +134,8 @@ def _previous(index_dir) -> dict | None:
     return {"path": path, "manifest": manifest, "keys": keys}
 
 
-def _rebuild_reason(previous: dict, signature: dict) -> str:
-    manifest = previous["manifest"]
+def rebuild_reason(manifest: dict, signature: dict) -> str:
+    """Why vectors of the index with this manifest cannot be reused ("" when they can)."""
     if manifest.get("model") != signature["model"]:
         return f"the index was built with model {manifest.get('model')}, the config says {signature['model']}"
     if manifest.get("document_prompt", "") != signature["document_prompt"]:

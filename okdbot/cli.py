@@ -11,6 +11,8 @@ import argparse
 import json
 import logging
 import sys
+import time
+from pathlib import Path
 
 from . import __version__
 
@@ -46,11 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="okdbot", description="Answer questions about OKD from Markdown notes, with quotes and links.")
     parser.add_argument("--version", action="version", version=f"okdbot {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (DEBUG)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
+    logging_flags = argparse.ArgumentParser(add_help=False)  # also accepted after the command
+    logging_flags.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more (DEBUG)")
+    logging_flags.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="log only errors")
+    common = argparse.ArgumentParser(add_help=False, parents=[logging_flags])
     common.add_argument("--config", metavar="PATH", help="okdbot.yaml to use (default: ./okdbot.yaml or $OKDBOT_CONFIG)")
     common.add_argument("--index", metavar="DIR", help="index folder (default: from the config, or ./index)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log more (DEBUG)")
-    common.add_argument("-q", "--quiet", action="store_true", help="log only errors")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     p = sub.add_parser("index", parents=[common], help="build or update the index (only changed notes are re-embedded)",
@@ -59,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source-url", metavar="BASE", help="link base for --corpus, e.g. https://github.com/o/r/blob/main/docs/")
     p.add_argument("--full", action="store_true", help="re-embed everything instead of reusing unchanged chunks")
     p.add_argument("--json", action="store_true", help="print one JSON object with the build's numbers")
+    p.add_argument("--watch", action="store_true",
+                   help="then keep running: re-index whenever a note is added, edited, renamed or deleted")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("query", parents=[common], help="answer a question with quotes from the notes",
@@ -81,6 +88,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bad", action="store_true", help="only 👎 votes")
     p.add_argument("--json", action="store_true", help="one JSON object per vote per line")
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("doctor", parents=[common], help="check config, notes, model, index, Discord token and libraries",
+                       description="Check everything okdbot needs and say what to do about each problem. "
+                                   "Exits 1 when any check fails.")
+    p.add_argument("--json", action="store_true", help="one JSON object with every check")
+    p.add_argument("--no-discord", action="store_true", help="skip the Discord checks (CLI-only setups)")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("health", parents=[logging_flags], help="is the running bot alive and connected? (Docker HEALTHCHECK)",
+                       description="Exit 0 when the bot's heartbeat is fresh and says connected, else 1.")
+    p.add_argument("--heartbeat", metavar="PATH", help="heartbeat file (default: $OKDBOT_HEARTBEAT or "
+                                                       "okdbot-heartbeat.json in the temporary folder)")
+    p.add_argument("--max-age", type=float, metavar="SECONDS", help="oldest acceptable heartbeat (default: 90)")
+    p.set_defaults(func=cmd_health)
     return parser
 
 
@@ -92,6 +113,8 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    if quiet:  # libraries' own warnings too
+        logging.getLogger().setLevel(logging.ERROR)
 
 
 class _Formatter(logging.Formatter):
@@ -115,18 +138,65 @@ def cmd_index(args) -> int:
     from .runtime import build
 
     settings = _settings(args, corpus=args.corpus, source_url=args.source_url)
-    report = build(settings, full=args.full)
-    if args.json:
-        print(json.dumps(report.public(), ensure_ascii=False))
+    if args.watch:
+        return _index_and_watch(settings, args)
+    _print_report(build(settings, full=args.full), args.json)
+    return 0
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.public(), ensure_ascii=False), flush=True)
     else:
         log.info("indexed %d files: %d chunks (%d embedded, %d reused, %d removed) in %.1f s → %s",
                  report.files, report.chunks, report.embedded, report.reused, report.removed,
                  report.seconds, report.index)
+
+
+def _index_and_watch(settings, args) -> int:
+    """Build, then re-index on every change until SIGINT/SIGTERM (exit 0)."""
+    import signal
+    import threading
+
+    from .watch import Rebuilder, watch, watched_roots
+
+    watched_roots(settings)  # a missing notes folder is an error now, not in the loop
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    rebuilder = Rebuilder(settings)
+    _print_report(rebuilder.build(full=args.full), args.json)
+    rebuilder.preload()
+    try:
+        watch(settings, on_rebuilt=(lambda r: print(json.dumps(r.public(), ensure_ascii=False), flush=True))
+              if args.json else None, stop_event=stop, rebuilder=rebuilder)
+    except KeyboardInterrupt:
+        pass
+    log.info("stopped watching")
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from . import doctor
+
+    checks = doctor.run_checks(args.config, args.index, discord=not args.no_discord)
+    if args.json:
+        print(json.dumps(doctor.to_json(checks), ensure_ascii=False))
+    else:
+        print(doctor.render(checks))
+    return 1 if doctor.problems(checks) else 0
+
+
+def cmd_health(args) -> int:
+    from .config import heartbeat_path
+    from .health import DEFAULT_MAX_AGE, check
+
+    health = check(Path(args.heartbeat) if args.heartbeat else heartbeat_path(), args.max_age or DEFAULT_MAX_AGE)
+    print(f"okdbot: {'healthy' if health.healthy else 'unhealthy'}: {health.message}")
+    return 0 if health.healthy else 1
+
+
 def cmd_query(args) -> int:
-    from .answer import to_json, to_text
+    from .answer import answer_log_line, to_json, to_text
     from .errors import BadQuestion
     from .retrieve import check_question
     from .runtime import load_retriever
@@ -143,7 +213,10 @@ def cmd_query(args) -> int:
         if args.question is None and not question.strip():
             continue
         try:
+            started = time.perf_counter()
             result = retriever.search(question, args.k)
+            log.debug("question: %s", question)
+            log.debug(answer_log_line(result, (time.perf_counter() - started) * 1000))
         except BadQuestion as exc:
             if args.question is not None:
                 raise

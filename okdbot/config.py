@@ -8,6 +8,7 @@ errors that name the key and its line in the YAML file.
 from __future__ import annotations
 
 import os
+import tempfile
 import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -193,6 +194,15 @@ def discord_token(env: dict[str, str] | None = None) -> str | None:
     return token or None
 
 
+def heartbeat_path(env: dict[str, str] | None = None) -> Path:
+    """Where the running bot writes its heartbeat and `okdbot health` reads it:
+    $OKDBOT_HEARTBEAT, else okdbot-heartbeat.json in the temporary folder."""
+    env = os.environ if env is None else env
+    if env.get("OKDBOT_HEARTBEAT"):
+        return Path(env["OKDBOT_HEARTBEAT"])
+    return Path(tempfile.gettempdir()) / "okdbot-heartbeat.json"
+
+
 def _find_config(config: str | Path | None, env) -> Path | None:
     if config is not None:
         path = Path(config)
@@ -270,11 +280,17 @@ def _settings_from(data: dict, base: Path, path: Path | None) -> Settings:
         retrieval["synonyms"] = (base / retrieval["synonyms"]).resolve()
     if retrieval.get("faiss", "flat") not in ("flat", "hnsw"):
         raise ConfigError(f"{path}: retrieval.faiss must be 'flat' or 'hnsw'")
+    if retrieval.get("hnsw_m", 32) < 2 or retrieval.get("hnsw_ef_search", 128) < 1:
+        raise ConfigError(f"{path}: retrieval.hnsw_m must be at least 2 and hnsw_ef_search at least 1")
     discord = dict(data.get("discord", {}))
+    if discord.get("shards", 0) < 0:
+        raise ConfigError(f"{path}: discord.shards must be 0 (one connection) or the number of shards")
     if "channels" in discord:
         discord["channels"] = tuple(discord["channels"])
     if "feedback_db" in discord:
         discord["feedback_db"] = (base / discord["feedback_db"]).resolve()
+    if data.get("watch", {}).get("debounce_ms", 800) < 0:
+        raise ConfigError(f"{path}: watch.debounce_ms must be 0 or more milliseconds")
     model = ModelSettings(**data.get("model", {}))
     if model.backend not in ("auto", "onnx", "torch"):
         raise ConfigError(f"{path}: model.backend must be 'auto', 'onnx' or 'torch'")

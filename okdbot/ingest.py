@@ -43,6 +43,18 @@ def read_notes(sources: tuple[Source, ...]) -> tuple[list[Note], list[Skipped]]:
 
     Raises CorpusError when there are no sources, a source folder is missing,
     or no readable note is found at all."""
+    notes, skipped = scan_notes(sources)
+    for skip in skipped:
+        log.warning("skipped %s/%s: %s", skip.source, skip.path, skip.reason)
+    if not notes:
+        where = ", ".join(f"{s.path} ({s.glob})" for s in sources)
+        raise CorpusError(f"no readable notes in {where}; add Markdown files or fix the source's glob")
+    return notes, skipped
+
+
+def scan_notes(sources: tuple[Source, ...]) -> tuple[list[Note], list[Skipped]]:
+    """Like read_notes, but silent and content with no notes at all (for checks
+    that only compare the notes with the index)."""
     if not sources:
         raise CorpusError("no notes configured; add a source to okdbot.yaml or pass --corpus DIR")
     notes: list[Note] = []
@@ -54,6 +66,8 @@ def read_notes(sources: tuple[Source, ...]) -> tuple[list[Note], list[Skipped]]:
             rel = file.relative_to(source.path).as_posix()
             try:
                 data = file.read_bytes()
+            except FileNotFoundError:  # renamed or deleted since listed: it is simply gone
+                continue
             except OSError as exc:
                 skipped.append(Skipped(source.name, rel, f"unreadable ({exc.strerror})"))
                 continue
@@ -62,11 +76,6 @@ def read_notes(sources: tuple[Source, ...]) -> tuple[list[Note], list[Skipped]]:
                 skipped.append(Skipped(source.name, rel, reason))
                 continue
             notes.append(Note(source, rel, text, hashlib.sha256(data).hexdigest()))
-    for skip in skipped:
-        log.warning("skipped %s/%s: %s", skip.source, skip.path, skip.reason)
-    if not notes:
-        where = ", ".join(f"{s.path} ({s.glob})" for s in sources)
-        raise CorpusError(f"no readable notes in {where}; add Markdown files or fix the source's glob")
     return notes, skipped
 
 

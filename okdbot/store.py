@@ -258,9 +258,21 @@ class IndexReader:
                                "run `okdbot index --full`") from None
         ef = self.manifest.get("hnsw_ef_search")
         inner = faiss.downcast_index(index.index) if hasattr(index, "index") else None
+        self._hnsw_ef = None
         if ef and inner is not None and hasattr(inner, "hnsw"):
             inner.hnsw.efSearch = int(ef)
+            self._hnsw_ef = int(ef)
         return index
+
+    def _search_params(self, k: int):
+        """HNSW returns at most efSearch hits: a search for k explores at least k candidates."""
+        if not self._hnsw_ef or k <= self._hnsw_ef:
+            return None
+        import faiss
+
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = k
+        return params
 
     def lines(self, source: str, file: str, start: int, end: int) -> list[str]:
         """Lines start..end (1-based, inclusive) of a note as indexed."""
@@ -274,8 +286,9 @@ class IndexReader:
         """Best cosine per chunk row among the `k` nearest windows."""
         if self.dense.ntotal == 0:
             return {}
-        scores, ids = self.dense.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32),
-                                        min(k, self.dense.ntotal))
+        k = min(k, self.dense.ntotal)
+        scores, ids = self.dense.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k,
+                                        params=self._search_params(k))
         best: dict[int, float] = {}
         for score, fid in zip(scores[0], ids[0]):
             if fid < 0:

@@ -1,9 +1,15 @@
 #!/usr/bin/env sh
-# Install okdbot into a virtual environment. Shared by the README, CI and the Dockerfile.
-#   scripts/install.sh           runtime only, venv at ./.venv (or $OKDBOT_VENV)
+# Install okdbot into a virtual environment. Shared by the README, CI and the Dockerfile
+# (tests/test_docker.py replays it the way the Dockerfile runs it).
+#   scripts/install.sh           runtime only, editable, venv at ./.venv
 #   scripts/install.sh --test    also the test tools
-#   OKDBOT_VENV=none scripts/install.sh   install into the current Python (Docker)
-# torch goes first and pinned: torch==2.13.0 is the CPU build; any other spec pulls a multi-GB CUDA build.
+#   OKDBOT_VENV=/opt/okdbot scripts/install.sh   a self-contained venv elsewhere (Docker): not editable
+#   OKDBOT_VENV=none scripts/install.sh          into the current Python
+#   OKDBOT_TORCH_INDEX=URL       take torch from this package index (Docker: the PyTorch CPU index)
+# torch goes first and pinned to 2.13.0, the version the rest is tested with. Which build pip picks
+# depends on where it looks: PyPI's Linux x86_64 wheel of torch==2.13.0 is the CUDA build (it pulls
+# several GB of nvidia-* / cuda-* wheels, useless here); a local wheelhouse (pip's find-links) or the
+# PyTorch CPU index serves 2.13.0+cpu. Without a GPU both compute the same on the CPU.
 set -eu
 cd "$(dirname "$0")/.."
 extra=""
@@ -15,10 +21,15 @@ if [ "$venv" = "none" ]; then
 else
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     py="$venv/bin/python"
-    target="-e ."
+    target="."
+    [ "$venv" = ".venv" ] && target="-e ."
 fi
 "$py" -m pip install --quiet --upgrade pip
-"$py" -m pip install --quiet "torch==2.13.0"
+if [ -n "${OKDBOT_TORCH_INDEX:-}" ]; then
+    "$py" -m pip install --quiet --index-url "$OKDBOT_TORCH_INDEX" "torch==2.13.0"
+else
+    "$py" -m pip install --quiet "torch==2.13.0"
+fi
 # shellcheck disable=SC2086
 "$py" -m pip install --quiet $target"$extra"
 echo "okdbot installed: $("$py" -m okdbot --version)"

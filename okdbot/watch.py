@@ -1,0 +1,210 @@
+"""Re-index when notes change: `okdbot index --watch` and `okdbot discord --watch`.
+
+File events only *wake* the watcher; what it does is always decided by
+comparing the notes with the live index (okdbot.freshness), and every build
+reads the files as they are then. So a burst of saves, an editor's
+write-to-temp-then-rename, a renamed or deleted note all end in an index that
+matches the final files, and events about nothing (a touch, a swap file)
+cost a hash of the notes, not a build. Events arriving during a build are
+kept by the watcher and trigger one more check afterwards. Builds never
+overlap (store.build_lock, also across processes). A failed rebuild is
+logged and the watcher goes on; the live index stays as it was.
+
+    watch(settings, on_rebuilt=None, stop_event=None)        # blocking, for the CLI
+    await awatch(settings, on_rebuilt=None, stop_event=None)  # inside an asyncio program
+
+`on_rebuilt(report)` runs after each published build (in the async variant
+it may be a coroutine function); a bot passes e.g. its Retriever's refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from pathlib import Path
+from typing import Callable
+
+from .config import Settings
+from .errors import CorpusError, OkdbotError
+
+log = logging.getLogger("okdbot")
+
+FIRST_TICK_MS = 300  # the watcher yields once, empty, as soon as it is active
+
+
+class Rebuilder:
+    """Checks the notes against the index and rebuilds when they differ.
+
+    Keeps the embedding model and the Korean analyser loaded between builds,
+    so a one-note edit is re-indexed in about a second."""
+
+    def __init__(self, settings: Settings, embedder=None, analyzer=None):
+        self.settings = settings
+        self._embedder = embedder
+        self._analyzer = analyzer
+        self._lock = threading.Lock()
+
+    def preload(self) -> "Rebuilder":
+        """Load the model and the analyser now rather than at the first edit."""
+        self._get_embedder()
+        self._get_analyzer().load()
+        return self
+
+    def build(self, full: bool = False):
+        """An unconditional (incremental, or with full=True complete) build."""
+        from .build import build_index
+
+        with self._lock:
+            return build_index(self.settings, self._get_embedder, analyzer=self._get_analyzer(), full=full,
+                               progress=None)
+
+    def rebuild_if_stale(self):
+        """The BuildReport of a rebuild, or None when the index was already fresh."""
+        from .build import build_index
+        from .freshness import check_freshness
+
+        with self._lock:
+            state = check_freshness(self.settings)
+            if state.fresh:
+                log.debug("notes unchanged since %s", state.generation)
+                return None
+            log.info("notes changed (%s): re-indexing", state.summary())
+            report = build_index(self.settings, self._get_embedder, analyzer=self._get_analyzer(),
+                                 progress=False)
+        log.info("re-indexed: %d files, %d chunks (%d embedded, %d removed) in %.1f s → %s",
+                 report.files, report.chunks, report.embedded, report.removed, report.seconds,
+                 report.generation)
+        return report
+
+    def _get_embedder(self):
+        if self._embedder is None:
+            from .runtime import make_embedder
+
+            self._embedder = make_embedder(self.settings)
+        return self._embedder
+
+    def _get_analyzer(self):
+        if self._analyzer is None:
+            from .lexical import Analyzer
+
+            self._analyzer = Analyzer()
+        return self._analyzer
+
+
+def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: threading.Event | None = None,
+          rebuilder: Rebuilder | None = None) -> None:
+    """Block, re-indexing on every change of the notes, until stop_event is set."""
+    import watchfiles
+
+    rebuilder = rebuilder or Rebuilder(settings)
+    roots = watched_roots(settings)
+    started = False
+    for changes in watchfiles.watch(*roots, watch_filter=event_filter(settings), stop_event=stop_event,
+                                    yield_on_timeout=True, raise_interrupt=False, **_timing(settings)):
+        if not started:  # the watcher is live now: catch up with edits made before it was
+            started = True
+            _announce(settings, roots)
+        elif not changes:
+            continue
+        _log_changes(changes)
+        _run(rebuilder, on_rebuilt)
+
+
+async def awatch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: asyncio.Event | None = None,
+                 rebuilder: Rebuilder | None = None) -> None:
+    """The asyncio variant: file events are awaited, each rebuild runs in a worker
+    thread, so the event loop (e.g. a Discord connection) never blocks."""
+    import watchfiles
+
+    rebuilder = rebuilder or Rebuilder(settings)
+    roots = watched_roots(settings)
+    started = False
+    async for changes in watchfiles.awatch(*roots, watch_filter=event_filter(settings), stop_event=stop_event,
+                                           yield_on_timeout=True, **_timing(settings)):
+        if not started:
+            started = True
+            _announce(settings, roots)
+        elif not changes:
+            continue
+        _log_changes(changes)
+        report = await asyncio.to_thread(_rebuild, rebuilder)
+        if report is not None and on_rebuilt is not None:
+            try:
+                outcome = on_rebuilt(report)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                log.exception("the handler of a finished re-index failed")
+
+
+def watched_roots(settings: Settings) -> list[str]:
+    """The source folders, without folders already inside another one."""
+    roots: list[Path] = []
+    for source in settings.sources:
+        if not source.path.is_dir():
+            raise CorpusError(f"notes folder {source.path} does not exist; create it or fix 'path' of source '{source.name}'")
+        roots.append(source.path.resolve())
+    if not roots:
+        raise CorpusError("no notes configured; add a source to okdbot.yaml or pass --corpus DIR")
+    return [str(r) for r in sorted(set(roots)) if not any(o != r and o in r.parents for o in roots)]
+
+
+def event_filter(settings: Settings) -> Callable[[object, str], bool]:
+    """Events under a source folder, except hidden files/folders and the index itself.
+
+    Deliberately broad (a renamed folder reports only the folder): an event
+    only triggers a comparison, which is cheap when nothing changed."""
+    roots = [s.path.resolve() for s in settings.sources]
+    index = settings.index_dir.resolve()
+
+    def accept(_change, path: str) -> bool:
+        p = Path(path)
+        if p == index or index in p.parents:
+            return False
+        for root in roots:
+            if p == root or root in p.parents:
+                return not any(part.startswith(".") for part in p.relative_to(root).parts)
+        return False
+
+    return accept
+
+
+def _timing(settings: Settings) -> dict:
+    """watchfiles yields once a `step` passed with no new change, which
+    happens between 1 and 2 steps after the last one: a step of half the
+    debounce starts a re-index within about debounce_ms of the last save.
+    It yields after `debounce` ms at most, so endless saves still re-index."""
+    step = max(25, settings.watch.debounce_ms // 2)
+    return {"step": step, "debounce": 20 * step, "rust_timeout": FIRST_TICK_MS}
+
+
+def _announce(settings: Settings, roots: list[str]) -> None:
+    log.info("watching %s for changes (debounce %d ms)", ", ".join(roots), settings.watch.debounce_ms)
+
+
+def _log_changes(changes) -> None:
+    for change, path in sorted(changes, key=lambda c: c[1])[:20]:
+        log.debug("%s %s", getattr(change, "name", change), path)
+
+
+def _rebuild(rebuilder: Rebuilder):
+    """One check-and-rebuild; errors are logged, never raised (the watcher lives on)."""
+    try:
+        return rebuilder.rebuild_if_stale()
+    except OkdbotError as exc:
+        log.error("re-index failed, the index is unchanged: %s", exc)
+    except Exception as exc:
+        log.debug("traceback", exc_info=True)
+        log.error("re-index failed, the index is unchanged: %s: %s", type(exc).__name__, exc)
+    return None
+
+
+def _run(rebuilder: Rebuilder, on_rebuilt: Callable | None) -> None:
+    report = _rebuild(rebuilder)
+    if report is not None and on_rebuilt is not None:
+        try:
+            on_rebuilt(report)
+        except Exception:
+            log.exception("the handler of a finished re-index failed")

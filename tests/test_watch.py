@@ -1,0 +1,224 @@
+"""Watch mode: edits, renames, deletes and bursts of saves reach the answers.
+
+One `okdbot index --watch` process (real model, real files, real inotify)
+serves the whole module, like a long-running service; each test starts from
+the bundled note alone with a fresh index. A Retriever in this process plays
+the running bot: it only follows the generations the watcher publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from okdbot.freshness import check_freshness
+from okdbot.retrieve import Retriever
+
+from .conftest import BUNDLED_NOTE, ROOT, settings_for, write_config
+
+SKOPEO_Q = "Skopeo가 뭐야?"
+ZOOKEEPER_NOTE = "# Day99\n\n## 분산 시스템\n\n- Zookeeper : 분산 코디네이션 서비스, 설정 정보와 리더 선출을 관리\n"
+ZOOKEEPER_Q = "Zookeeper가 뭐야?"
+
+
+class Watcher:
+    """`okdbot index --watch -v` in a subprocess, its stderr collected line by line."""
+
+    def __init__(self, folder):
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+        env.pop("OKDBOT_CONFIG", None)
+        env.pop("OKDBOT_INDEX", None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "okdbot", "index", "--watch", "-v"], cwd=folder,
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(needle in line for line in self.lines):
+                return
+            assert self.proc.poll() is None, "watcher died:\n" + "\n".join(self.lines)
+            time.sleep(0.05)
+        raise AssertionError(f"no '{needle}' within {timeout} s:\n" + "\n".join(self.lines))
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("watched")
+    (folder / "notes").mkdir()
+    shutil.copy(BUNDLED_NOTE, folder / "notes" / "Day26.md")
+    write_config(folder)
+    watcher = Watcher(folder)
+    watcher.wait_for("watching", timeout=300)
+    yield folder, watcher
+    assert watcher.stop() == 0, "\n".join(watcher.lines)
+    assert "stopped watching" in watcher.lines[-1]
+
+
+@pytest.fixture
+def bot(watched, model, analyzer):
+    """The notes reset to the bundled note, the index caught up, and a
+    Retriever standing for the running bot."""
+    folder, watcher = watched
+    notes = folder / "notes"
+    for path in sorted(notes.rglob("*"), reverse=True):
+        if path.name != "Day26.md" or path.parent != notes:
+            path.unlink() if path.is_file() else path.rmdir()
+    if (notes / "Day26.md").read_bytes() != BUNDLED_NOTE.read_bytes():
+        shutil.copy(BUNDLED_NOTE, notes / "Day26.md")
+    settings = settings_for(folder)
+    _wait(lambda: check_freshness(settings).fresh, 30, "index never caught up with the reset notes")
+    retriever = Retriever(settings.index_dir, settings.retrieval, model, analyzer)
+    return folder, watcher, retriever
+
+
+def _wait(condition, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(message)
+
+
+def _quoted(result) -> str:
+    return "\n".join(line.text for p in result.passages for line in p.lines)
+
+
+def _files(result) -> set[str]:
+    return {p.file for p in result.passages}
+
+
+def test_an_edit_is_answered_within_5_seconds(bot):
+    folder, _watcher, retriever = bot
+    note = folder / "notes" / "Day26.md"
+    assert "레지스트리 미러링 전용" not in _quoted(retriever.search(SKOPEO_Q))
+    edited = note.read_text(encoding="utf-8").replace(
+        "- Skopeo : 컨테이너 이미지 간에", "- Skopeo : 레지스트리 미러링 전용 도구로, 컨테이너 이미지 간에")
+    note.write_text(edited, encoding="utf-8")
+    saved = time.monotonic()
+    result = _wait(lambda: (r := retriever.search(SKOPEO_Q)) and "레지스트리 미러링 전용" in _quoted(r) and r,
+                   15, "the edited text was never quoted")
+    elapsed = time.monotonic() - saved
+    print(f"edit quoted {elapsed:.2f} s after the save")
+    assert elapsed <= 5.0, f"the edit was quoted only after {elapsed:.1f} s"
+    assert result.passages[0].file == "Day26.md" and "레지스트리 미러링 전용" in _quoted(result)
+
+
+def test_renamed_and_deleted_notes_leave_no_stale_passage(bot):
+    folder, _watcher, retriever = bot
+    notes = folder / "notes"
+    (notes / "Day99.md").write_text(ZOOKEEPER_NOTE, encoding="utf-8")
+    _wait(lambda: "Day99.md" in _files(retriever.search(ZOOKEEPER_Q)), 15, "the new note was never quoted")
+
+    (notes / "archive").mkdir()
+    (notes / "Day99.md").rename(notes / "archive" / "Day99-distributed.md")
+    result = _wait(lambda: (r := retriever.search(ZOOKEEPER_Q)) and "archive/Day99-distributed.md" in _files(r) and r,
+                   15, "the renamed note was never quoted under its new name")
+    assert "Day99.md" not in _files(result)
+    assert result.passages[0].url.endswith("archive/Day99-distributed.md?plain=1#L5-L5")
+
+    (notes / "archive" / "Day99-distributed.md").unlink()
+    result = _wait(lambda: (r := retriever.search(ZOOKEEPER_Q)) and "Zookeeper" not in _quoted(r) and r,
+                   15, "the deleted note was still quoted")
+    assert not _files(result) & {"Day99.md", "archive/Day99-distributed.md"}
+    assert check_freshness(settings_for(folder)).fresh
+
+
+def test_a_burst_of_saves_and_an_editor_rename_end_in_the_final_text(bot):
+    folder, watcher, retriever = bot
+    note = folder / "notes" / "Day26.md"
+    original = note.read_text(encoding="utf-8")
+    for i in range(12):  # an editor saving every 50 ms
+        note.write_text(original.replace("- Skopeo :", f"- Skopeo (판 {i}) :"), encoding="utf-8")
+        time.sleep(0.05)
+    # then saving the way vim/IntelliJ do: write a temporary file, rename it over the note
+    temp = folder / "notes" / "Day26.md.tmp~"
+    temp.write_text(original.replace("- Skopeo :", "- Skopeo (최종판) :"), encoding="utf-8")
+    os.replace(temp, note)
+    _wait(lambda: check_freshness(settings_for(folder)).fresh, 20, "the index never matched the final note")
+    quoted = _quoted(retriever.search(SKOPEO_Q))
+    assert "Skopeo (최종판)" in quoted and "(판 " not in quoted
+    assert watcher.proc.poll() is None
+
+
+def test_a_failing_rebuild_is_logged_and_the_watcher_lives_on(bot):
+    folder, watcher, retriever = bot
+    notes = folder / "notes"
+    generation = retriever.search(SKOPEO_Q).generation
+    (notes / "Day26.md").rename(folder / "Day26.md.away")  # no readable note left: a build must fail
+    watcher.wait_for("re-index failed, the index is unchanged: no readable notes", 15)
+    result = retriever.search(SKOPEO_Q)
+    assert result.generation == generation and "Skopeo" in _quoted(result)  # the old index still answers
+    (folder / "Day26.md.away").rename(notes / "Day26.md")
+    (notes / "Day99.md").write_text(ZOOKEEPER_NOTE, encoding="utf-8")
+    _wait(lambda: "Day99.md" in _files(retriever.search(ZOOKEEPER_Q)), 15, "the watcher stopped working")
+    assert watcher.proc.poll() is None
+
+
+def test_the_async_watcher_rebuilds_off_the_event_loop(workspace, model, analyzer):
+    """What `okdbot discord --watch` runs: awatch in the bot's event loop,
+    the rebuild in a worker thread, then the bot's callback."""
+    from okdbot.build import build_index
+    from okdbot.watch import Rebuilder, awatch
+
+    settings = settings_for(workspace)
+    build_index(settings, lambda: model, analyzer=analyzer, progress=False)
+    retriever = Retriever(settings.index_dir, settings.retrieval, model, analyzer)
+    note = workspace / "notes" / "Day26.md"
+
+    async def scenario():
+        stop = asyncio.Event()
+        rebuilt = asyncio.Event()
+        gaps = []
+
+        async def on_rebuilt(report):
+            retriever.refresh()
+            rebuilt.set()
+
+        async def ticker():  # the bot's own work: must keep running during the rebuild
+            last = time.monotonic()
+            while not stop.is_set():
+                await asyncio.sleep(0.02)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        task = asyncio.create_task(awatch(settings, on_rebuilt=on_rebuilt, stop_event=stop,
+                                          rebuilder=Rebuilder(settings, embedder=model, analyzer=analyzer)))
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(1.0)
+        note.write_text(note.read_text(encoding="utf-8").replace("- Skopeo :", "- Skopeo (비동기) :"),
+                        encoding="utf-8")
+        await asyncio.wait_for(rebuilt.wait(), 20)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await tick
+        return gaps
+
+    gaps = asyncio.run(scenario())
+    assert "Skopeo (비동기)" in _quoted(retriever.search(SKOPEO_Q))
+    assert max(gaps) < 1.0, f"the event loop stalled for {max(gaps):.2f} s"
