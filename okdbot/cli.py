@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "the DISCORD_TOKEN environment variable only.")
     p.add_argument("--sync", action="store_true",
                    help="register the slash commands now, even if unchanged since the last sync")
+    p.add_argument("--watch", action="store_true",
+                   help="re-index when notes change, so answers follow edits without a restart")
     p.set_defaults(func=cmd_discord)
 
     p = sub.add_parser("feedback", parents=[common], help="list the 👍/👎 votes on the bot's answers",
@@ -246,7 +248,7 @@ def cmd_discord(args) -> int:
     settings = _settings(args)
     from .discord_bot import run
 
-    run(settings, token, sync=args.sync)
+    run(settings, token, sync=args.sync, watch=args.watch)
     return 0
 
 

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,10 +32,11 @@ import aiohttp
 import discord
 from discord import app_commands
 from discord.app_commands import locale_str
-from discord.ext import commands
+from discord.ext import commands, tasks
 
-from .answer import DiscordReply, EmbedSpec, discord_reply, strings
-from .config import Settings
+from .answer import DiscordReply, EmbedSpec, answer_log_line, discord_reply, strings
+from .config import Settings, heartbeat_path
+from .health import write_heartbeat
 from .errors import BadQuestion, DiscordError
 from .feedback import FeedbackStore, feedback_path
 from .retrieve import MAX_QUESTION_CHARS, Result, is_korean
@@ -175,13 +177,17 @@ class OkdBot(commands.Bot):
     otherwise setup_hook loads it once from `settings`."""
 
     def __init__(self, settings: Settings, *, feedback: FeedbackStore, retriever=None, sync: bool = False,
-                 workers: int = RETRIEVAL_WORKERS) -> None:
+                 workers: int = RETRIEVAL_WORKERS, watch: bool = False, **options) -> None:
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice: no warning about it
         intents = discord.Intents.default()
         intents.message_content = False
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
-                         allowed_mentions=discord.AllowedMentions.none(), tree_cls=AnswerTree)
+                         allowed_mentions=discord.AllowedMentions.none(), tree_cls=AnswerTree, **options)
         self.settings = settings
+        self.watch = watch
+        self.connected = False
+        self._watch_stop: threading.Event | None = None
+        self._watch_thread: threading.Thread | None = None
         self.feedback = feedback
         self.retriever = retriever
         self.force_sync = sync
@@ -200,6 +206,46 @@ class OkdBot(commands.Bot):
             await asyncio.get_running_loop().run_in_executor(self._retrieval, self._load)
         await self.tree.set_translator(KoreanTranslator())
         await self.sync_commands()
+        self.heartbeat.start()
+        if self.watch:
+            self._start_watch()
+
+    def _start_watch(self) -> None:
+        """Re-index when notes change (okdbot discord --watch). The watcher runs
+        in its own thread, off the event loop; after each rebuild it loads the
+        new generation, so the next answer comes from it without a restart."""
+        from .watch import watch
+
+        self._watch_stop = threading.Event()
+        self._watch_thread = threading.Thread(
+            target=watch, name="okdbot-watch", daemon=True,
+            kwargs={"settings": self.settings, "stop_event": self._watch_stop,
+                    "on_rebuilt": lambda _report: self.retriever.refresh()})
+        self._watch_thread.start()
+
+    @tasks.loop(seconds=30)
+    async def heartbeat(self) -> None:
+        """Liveness for `okdbot health` (Docker HEALTHCHECK): a hung loop stops beating."""
+        self.beat()
+
+    def beat(self) -> None:
+        latency = self.latency
+        reader = getattr(self.retriever, "reader", None)
+        state = {"connected": self.connected and not self.is_closed(), "guilds": len(self.guilds),
+                 "latency_ms": None if math.isnan(latency) or math.isinf(latency) else round(latency * 1000),
+                 "generation": getattr(reader, "name", None)}
+        try:
+            write_heartbeat(heartbeat_path(), state)
+        except OSError as exc:
+            log.warning("cannot write the heartbeat (%s)", exc)
+
+    async def on_resumed(self) -> None:
+        self.connected = True
+        self.beat()
+
+    async def on_disconnect(self) -> None:
+        self.connected = False
+        self.beat()
 
     def _load(self) -> None:
         """Load the model and index, then ask once in each language: the first
@@ -215,12 +261,19 @@ class OkdBot(commands.Bot):
                  loaded - started, time.perf_counter() - loaded)
 
     async def close(self) -> None:
+        if self._watch_stop is not None:
+            self._watch_stop.set()
+        self.heartbeat.cancel()
+        self.connected = False
+        self.beat()
         await super().close()
         for pool in (self._retrieval, self._db):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
 
     async def on_ready(self) -> None:
+        self.connected = True
+        self.beat()
         log.info("connected as %s to %d server(s)", self.user, len(self.guilds))
 
     async def in_db(self, fn, *args):
@@ -278,9 +331,7 @@ class OkdBot(commands.Bot):
         log.debug("question via %s: %r", via, question)
         result, answer_id = await asyncio.get_running_loop().run_in_executor(
             self._retrieval, self._answer_blocking, question, asker, channel)
-        log.info("%s: %s, %d passage(s), generation %s, %.0f ms", via,
-                 "answered" if result.answered else "not in the notes", len(result.passages),
-                 result.generation, (time.perf_counter() - started) * 1000)
+        log.info("%s via=%s", answer_log_line(result, (time.perf_counter() - started) * 1000), via.lstrip("/"))
         return result, answer_id
 
     def _answer_blocking(self, question: str, asker: int, channel: int | None) -> tuple[Result, int]:
@@ -370,10 +421,23 @@ def _route_logs(token: str) -> None:
     theirs.propagate = False
 
 
-def run(settings: Settings, token: str, *, sync: bool = False) -> None:
+class ShardedOkdBot(OkdBot, commands.AutoShardedBot):
+    """okdbot for deployments in many servers: discord.py's AutoShardedBot, with
+    the shard count from config (discord.shards)."""
+
+
+def make_bot(settings: Settings, **kwargs) -> OkdBot:
+    """A plain bot, or an auto-sharded one when discord.shards is set."""
+    shards = settings.discord.shards
+    if shards:
+        return ShardedOkdBot(settings, shard_count=shards, **kwargs)
+    return OkdBot(settings, **kwargs)
+
+
+def run(settings: Settings, token: str, *, sync: bool = False, watch: bool = False) -> None:
     """Run the bot until interrupted; Discord's refusals become one-line DiscordErrors."""
     _route_logs(token)
-    bot = OkdBot(settings, feedback=FeedbackStore(feedback_path(settings)), sync=sync)
+    bot = make_bot(settings, feedback=FeedbackStore(feedback_path(settings)), sync=sync, watch=watch)
 
     async def main() -> None:
         async with bot:

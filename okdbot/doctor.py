@@ -22,13 +22,13 @@ OK, WARN, INFO, FAIL = "ok", "warn", "info", "FAIL"
 MAX_LISTED = 20
 HNSW_ADVICE_CHUNKS = 1_000_000
 REQUIRED = ("torch", "sentence-transformers", "transformers", "tokenizers", "faiss-cpu", "numpy",
-            "bm25s", "kiwipiepy", "markdown-it-py", "PyYAML", "watchfiles")
-OPTIONAL = ("discord.py", "onnxruntime")
+            "bm25s", "kiwipiepy", "markdown-it-py", "PyYAML", "watchfiles", "discord.py")
+OPTIONAL = ("onnxruntime",)
 _TOKEN_SHAPE = re.compile(r"[\w-]{20,}\.[\w-]{4,}\.[\w-]{20,}")
-INTENTS = ("intents: Guilds + Guild Messages; Message Content is privileged: enable it in the Developer "
-           "Portal (Bot → Privileged Gateway Intents) for the bot to read questions asked by @mention")
+INTENTS = ("intents: the default ones only; the privileged Message Content intent is NOT needed (Discord "
+           "delivers the text of messages that mention the bot, and /ask carries its question)")
 PERMISSIONS = ("invite with scopes bot + applications.commands and the permissions View Channels, Send Messages, "
-               "Send Messages in Threads, Embed Links, Read Message History, Add Reactions")
+               "Send Messages in Threads, Embed Links, Read Message History, Add Reactions (see README, Discord)")
 
 
 @dataclass

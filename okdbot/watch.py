@@ -10,17 +10,15 @@ kept by the watcher and trigger one more check afterwards. Builds never
 overlap (store.build_lock, also across processes). A failed rebuild is
 logged and the watcher goes on; the live index stays as it was.
 
-    watch(settings, on_rebuilt=None, stop_event=None)        # blocking, for the CLI
-    await awatch(settings, on_rebuilt=None, stop_event=None)  # inside an asyncio program
+    watch(settings, on_rebuilt=None, stop_event=None)   # blocks until stop_event is set
 
-`on_rebuilt(report)` runs after each published build (in the async variant
-it may be a coroutine function); a bot passes e.g. its Retriever's refresh.
+`okdbot index --watch` runs it in the foreground; `okdbot discord --watch`
+runs it in a thread of the bot process (off the event loop). `on_rebuilt(report)`
+runs after each published build; the bot passes its Retriever's refresh.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import threading
 from pathlib import Path
@@ -110,33 +108,6 @@ def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: th
             continue
         _log_changes(changes)
         _run(rebuilder, on_rebuilt)
-
-
-async def awatch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: asyncio.Event | None = None,
-                 rebuilder: Rebuilder | None = None) -> None:
-    """The asyncio variant: file events are awaited, each rebuild runs in a worker
-    thread, so the event loop (e.g. a Discord connection) never blocks."""
-    import watchfiles
-
-    rebuilder = rebuilder or Rebuilder(settings)
-    roots = watched_roots(settings)
-    started = False
-    async for changes in watchfiles.awatch(*roots, watch_filter=event_filter(settings), stop_event=stop_event,
-                                           yield_on_timeout=True, **_timing(settings)):
-        if not started:
-            started = True
-            _announce(settings, roots)
-        elif not changes:
-            continue
-        _log_changes(changes)
-        report = await asyncio.to_thread(_rebuild, rebuilder)
-        if report is not None and on_rebuilt is not None:
-            try:
-                outcome = on_rebuilt(report)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:
-                log.exception("the handler of a finished re-index failed")
 
 
 def watched_roots(settings: Settings) -> list[str]:

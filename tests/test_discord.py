@@ -329,8 +329,9 @@ async def test_an_error_becomes_a_private_message_and_a_logged_traceback(setting
 async def test_answers_are_logged_without_the_question_above_debug(world, caplog):
     caplog.set_level(logging.INFO, logger="okdbot")
     await world.alice.slash(world.channel, "ask", question=SKOPEO_KO)
-    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("/ask:")]
-    assert "answered" in line and SKOPEO_KO not in line and "이미지" not in line
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("answer ")]
+    assert "via=ask" in line and "answered=yes" in line and "lang=ko" in line and "hits=" in line
+    assert SKOPEO_KO not in line and "이미지" not in line
 
 
 async def test_a_rebuilt_index_answers_the_next_question_without_a_restart(tmp_path, model, analyzer):

@@ -8,7 +8,6 @@ the running bot: it only follows the generations the watcher publishes.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -177,48 +176,3 @@ def test_a_failing_rebuild_is_logged_and_the_watcher_lives_on(bot):
     (notes / "Day99.md").write_text(ZOOKEEPER_NOTE, encoding="utf-8")
     _wait(lambda: "Day99.md" in _files(retriever.search(ZOOKEEPER_Q)), 15, "the watcher stopped working")
     assert watcher.proc.poll() is None
-
-
-def test_the_async_watcher_rebuilds_off_the_event_loop(workspace, model, analyzer):
-    """What `okdbot discord --watch` runs: awatch in the bot's event loop,
-    the rebuild in a worker thread, then the bot's callback."""
-    from okdbot.build import build_index
-    from okdbot.watch import Rebuilder, awatch
-
-    settings = settings_for(workspace)
-    build_index(settings, lambda: model, analyzer=analyzer, progress=False)
-    retriever = Retriever(settings.index_dir, settings.retrieval, model, analyzer)
-    note = workspace / "notes" / "Day26.md"
-
-    async def scenario():
-        stop = asyncio.Event()
-        rebuilt = asyncio.Event()
-        gaps = []
-
-        async def on_rebuilt(report):
-            retriever.refresh()
-            rebuilt.set()
-
-        async def ticker():  # the bot's own work: must keep running during the rebuild
-            last = time.monotonic()
-            while not stop.is_set():
-                await asyncio.sleep(0.02)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
-
-        task = asyncio.create_task(awatch(settings, on_rebuilt=on_rebuilt, stop_event=stop,
-                                          rebuilder=Rebuilder(settings, embedder=model, analyzer=analyzer)))
-        tick = asyncio.create_task(ticker())
-        await asyncio.sleep(1.0)
-        note.write_text(note.read_text(encoding="utf-8").replace("- Skopeo :", "- Skopeo (비동기) :"),
-                        encoding="utf-8")
-        await asyncio.wait_for(rebuilt.wait(), 20)
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        await tick
-        return gaps
-
-    gaps = asyncio.run(scenario())
-    assert "Skopeo (비동기)" in _quoted(retriever.search(SKOPEO_Q))
-    assert max(gaps) < 1.0, f"the event loop stalled for {max(gaps):.2f} s"
