@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, metavar="N", help="at most N passages (default from config: 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per question per line")
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("eval", parents=[common], help="measure answer quality on a question set",
+                       description="Ask every question of QUESTIONS.yaml and report hit@1/3/5, MRR, not-found "
+                                   "precision/recall and latency per language, then each miss.")
+    p.add_argument("questions", metavar="QUESTIONS.yaml", help="the question set, e.g. eval/okd-note.yaml")
+    p.add_argument("-k", type=int, default=5, metavar="N", help="passages per question (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -135,3 +143,17 @@ def cmd_query(args) -> int:
             if args.question is None:
                 print()
     return 1 if failed else 0
+
+
+def cmd_eval(args) -> int:
+    from .errors import BadQuestion
+    from .evaluate import OkdbotSystem, format_report, load_questions, report_json, run
+    from .runtime import load_retriever
+
+    questions = load_questions(args.questions)  # fail fast, before loading any model
+    if not 1 <= args.k <= 50:
+        raise BadQuestion("-k must be between 1 and 50")
+    retriever = load_retriever(_settings(args), build_if_missing=True)
+    report = run(OkdbotSystem(retriever), questions, args.k)
+    print(json.dumps(report_json(report), ensure_ascii=False) if args.json else format_report(report))
+    return 0

@@ -41,3 +41,9 @@ class BadQuestion(OkdbotError):
 
 class ModelError(OkdbotError):
     """The embedding model cannot be loaded offline."""
+
+
+class EvalError(OkdbotError):
+    """A question set for `okdbot eval` is missing or malformed."""
+
+    exit_code = 2
