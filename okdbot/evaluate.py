@@ -79,6 +79,8 @@ class Answer:
 
 
 class System(Protocol):
+    name: str
+
     def search(self, question: str, k: int) -> Answer: ...
 
 
@@ -211,6 +213,8 @@ def _scalar(node: yaml.Node, path: Path, key: str, kind: type):
 
 class OkdbotSystem:
     """okdbot's retriever, scored on exactly what `okdbot query --json` shows."""
+
+    name = "okdbot"
 
     def __init__(self, retriever):
         self.retriever = retriever
