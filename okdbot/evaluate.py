@@ -319,11 +319,11 @@ def format_report(report: Report) -> str:
     if missed:
         out += ["", f"{len(missed)} failure(s):"]
         for o in missed:
-            out.append(_describe(o, "\n"))
+            out.append(_describe(o))
     return "\n".join(out)
 
 
-def _describe(o: Outcome, sep: str) -> str:
+def _describe(o: Outcome) -> str:
     q = o.question
     kind = "QUOTED for unanswerable" if q.unanswerable else "MISS"
     lines = [f"- {kind} [{q.lang}] line {q.line}: {q.text}"]
@@ -334,7 +334,7 @@ def _describe(o: Outcome, sep: str) -> str:
     for i, p in enumerate(o.answer.passages, 1):
         first = next((line for line in p.text.split("\n") if line.strip() and line != "…"), "")
         lines.append(f"    returned {i}: {p.file}:{p.start_line}-{p.end_line}  {first.strip()[:90]}")
-    return sep.join(lines)
+    return "\n".join(lines)
 
 
 def report_json(report: Report) -> dict:

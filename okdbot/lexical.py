@@ -21,7 +21,7 @@ import math
 import re
 import threading
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -64,11 +64,6 @@ def has_hangul(text: str) -> bool:
 def concept_in(concept: Concept, tokens: set[str] | frozenset[str]) -> bool:
     """True when `tokens` hold one of the concept's alternatives (all of its tokens)."""
     return any(all(t in tokens for t in alternative) for alternative in concept)
-
-
-def concept_terms(concepts: Iterable[Concept]) -> set[str]:
-    """Every token of every alternative of the concepts."""
-    return {t for concept in concepts for alternative in concept for t in alternative}
 
 
 class Analyzer:

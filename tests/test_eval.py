@@ -171,6 +171,37 @@ def test_the_shipped_synonyms_file_loads_and_is_configured():
     Analyzer(synonyms=groups).load()  # every term has a searchable word
 
 
+# ---------------------------------------------------------------- passages
+
+LEAD_NOTE = """# Day12
+
+## 디스크 사용량 확인
+
+**디스크의 남은 공간 측정**
+- `df [옵션] [파일시스템]`
+  - -h 블록의 크기를 알기 쉬운 형태로 보여줌
+
+**디스크 사용량 측정**
+- `du [옵션] 디렉토리명`
+"""
+
+
+def test_a_bold_lead_in_line_brings_the_block_it_introduces(tmp_path, model, analyzer):
+    from okdbot.build import build_index
+
+    from .conftest import settings_for, write_config
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "Day12.md").write_text(LEAD_NOTE, encoding="utf-8")
+    write_config(tmp_path)
+    settings = settings_for(tmp_path)
+    build_index(settings, lambda: model, analyzer=analyzer, progress=False)
+    result = Retriever(settings.index_dir, settings.retrieval, model, analyzer).search("디스크 남은 공간 확인하는 명령어")
+    top = result.passages[0]
+    assert [line.text for line in top.lines][:2] == ["**디스크의 남은 공간 측정**", "- `df [옵션] [파일시스템]`"]
+    assert (top.start_line, top.end_line) == (5, 7)
+
+
 # ---------------------------------------------------------------- models
 
 def test_configured_prompts_are_applied_to_queries_and_documents(model):
