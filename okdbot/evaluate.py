@@ -266,14 +266,14 @@ def metrics(outcomes: list[Outcome], k: int) -> Metrics:
     declined_right = sum(1 for o in unanswerable if o.declined)
     ms = sorted(o.seconds * 1000 for o in outcomes)
 
-    def share(n: int, of: int) -> float | None:
+    def share(n: float, of: int) -> float | None:
         return round(n / of, 4) if of else None
 
     return Metrics(
         questions=len(outcomes), answerable=len(answerable), unanswerable=len(unanswerable),
         hit={at: share(sum(1 for o in answerable if o.rank and o.rank <= at), len(answerable)) if at <= k else None
              for at in HIT_AT},
-        mrr=share(sum(1 / o.rank for o in answerable if o.rank), len(answerable)) if answerable else None,
+        mrr=share(sum(1 / o.rank for o in answerable if o.rank), len(answerable)),
         declined=len(declined),
         nf_precision=share(declined_right, len(declined)),
         nf_recall=share(declined_right, len(unanswerable)),
