@@ -114,7 +114,7 @@ class RetrievalSettings:
     dense_weight: float = 0.3
     dense_weight_korean: float = 0.0
     heading_boost: float = 0.4
-    threshold: float = 0.4
+    threshold: float = 0.45
     dense_threshold: float = 0.6
     synonyms: Path | None = None
     faiss: str = "flat"

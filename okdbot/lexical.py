@@ -29,7 +29,8 @@ from .errors import ConfigError
 from .lexicon import NOUNS
 from .synonyms import SynonymGroup
 
-LEXICAL_VERSION = "2"
+LEXICAL_VERSION = "3"
+FUZZY_MIN_LENGTH = 6  # shorter unknown terms are too easily one edit from another word
 
 Concept = frozenset[tuple[str, ...]]
 
@@ -40,7 +41,7 @@ _KO_STOP = {
     "하", "되", "있", "없", "이", "알", "알리", "주", "말하", "뭐", "무엇", "어떻", "어떠",
     "어떤", "무슨", "왜", "언제", "어디", "누구", "쓰", "사용", "좀", "제일", "가장", "뜻", "의미",
     # how people ask: "…설명해줘", "이름이 뭐였지", "추천좀", "…하는 방법", "…같은데", "그 애"
-    "설명", "이름", "추천", "개념", "궁금", "질문", "방법", "방식", "법", "같", "보이", "싶", "애", "부르", "거기",
+    "설명", "이름", "추천", "개념", "궁금", "질문", "방법", "방식", "법", "다르", "같", "보이", "싶", "애", "부르", "거기",
 }
 _EN_STOP = {
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
@@ -52,6 +53,7 @@ _EN_STOP = {
     "us", "vs", "versus", "name", "called", "call", "thing", "something", "anything", "there", "any",
     "some", "please", "hi", "hey", "know", "mean", "get", "give", "want", "need", "like", "show",
     "from", "between", "over", "via", "onto", "up", "out", "without", "way", "different", "other",
+    "work", "works",
 }
 _TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.+/][A-Za-z0-9]+)*|\d+(?:\.\d+)*")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -174,6 +176,7 @@ class LexicalIndex:
         self._data, self._indices, self._indptr = scores["data"], scores["indices"], scores["indptr"]
         self.num_docs = int(scores["num_docs"])
         self._vocab: dict[str, int] = bm25.vocab_dict
+        self._by_length: dict[int, list[str]] | None = None
 
     @classmethod
     def build(cls, token_lists: list[list[str]]) -> "LexicalIndex":
@@ -206,6 +209,31 @@ class LexicalIndex:
             out[self._indices[a:b]] = self._data[a:b]
         return out
 
+    def with_misspellings(self, concepts: list[Concept]) -> list[Concept]:
+        """Concepts the notes never use, widened to the notes' spellings one edit away.
+
+        Notes are full of typos (Queier, Builda, Kubenetes, dokcer): a Latin term of
+        at least FUZZY_MIN_LENGTH letters that no note contains also matches index
+        terms one insertion, deletion, substitution or swap away."""
+        out = []
+        for concept in concepts:
+            if any(all(t in self._vocab for t in alternative) for alternative in concept):
+                out.append(concept)
+                continue
+            near = {(v,) for (t,) in (a for a in concept if len(a) == 1) if _fuzzy(t)
+                    for v in self._near(t)}
+            out.append(concept | near)
+        return out
+
+    def _near(self, token: str) -> list[str]:
+        if self._by_length is None:
+            self._by_length = {}
+            for term in self._vocab:
+                if _fuzzy(term):
+                    self._by_length.setdefault(len(term), []).append(term)
+        return [v for n in (len(token) - 1, len(token), len(token) + 1)
+                for v in self._by_length.get(n, ()) if _one_edit(token, v)]
+
     def phrase_scores(self, phrase: tuple[str, ...]) -> np.ndarray:
         """BM25 of a phrase: the mean of its tokens' scores where all of them occur, else 0."""
         if len(phrase) == 1:
@@ -228,6 +256,25 @@ class LexicalIndex:
             covered += weight * present
             total += weight
         return bm25, covered / total if total else covered
+
+
+def _fuzzy(term: str) -> bool:
+    return len(term) >= FUZZY_MIN_LENGTH and term.isascii() and term.isalpha()
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """True when b is a (Damerau) one-edit variant of a."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1:]
 
 
 def _idf(num_docs: int, df: int) -> float:

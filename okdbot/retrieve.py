@@ -138,7 +138,7 @@ class Retriever:
         k = k or self.settings.k
         korean = is_korean(question)
         n = len(reader.chunks)
-        concepts = self.analyzer.concepts(question)
+        concepts = reader.lexical.with_misspellings(self.analyzer.concepts(question))
         bm25, coverage = reader.lexical.score(concepts) if concepts else (np.zeros(n), np.zeros(n))
         lexical = bm25 / bm25.max() if bm25.max() > 0 else bm25
         s = self.settings

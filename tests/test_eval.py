@@ -171,6 +171,19 @@ def test_the_shipped_synonyms_file_loads_and_is_configured():
     Analyzer(synonyms=groups).load()  # every term has a searchable word
 
 
+def test_unknown_long_terms_also_match_the_notes_misspellings():
+    index = LexicalIndex.build([["queier", "thano"], ["fault"], ["docker"]])
+    widened = index.with_misspellings([frozenset({("querier",)}), frozenset({("vault",)}),
+                                       frozenset({("dokcer",)}), frozenset({("thano",)})])
+    assert widened == [frozenset({("querier",), ("queier",)}), frozenset({("vault",)}),  # too short to guess
+                       frozenset({("dokcer",), ("docker",)}), frozenset({("thano",)})]
+
+
+def test_a_question_reaches_a_component_the_note_misspells(bundled_index, model):
+    result = _repo_retriever(bundled_index, model).search("what is thanos querier")  # the note: "Thanos Queier"
+    assert result.answered and "Thanos Queier" in result.passages[0].lines[0].text
+
+
 # ---------------------------------------------------------------- passages
 
 LEAD_NOTE = """# Day12
