@@ -1,10 +1,12 @@
 """Hybrid retrieval: Korean-aware BM25 + dense vectors, fused, thresholded, merged.
 
-The fused score leans on the lexical side for Korean questions (the bundled
-model is English-only) and lets the dense side contribute more for English
-questions. Whether the notes answer at all is decided on absolute signals
-(the share of the question's terms a passage holds, or a strong cosine),
-never on ranks alone. Adjacent hits from one section become one passage.
+The fused score leans on the lexical side; the dense side has a weight per
+language (by default none for mostly-Hangul questions, which the bundled
+English-only model cannot read: they are then not embedded at all, and a
+cosine can neither rank nor answer them). Whether the notes answer at all is
+decided on absolute signals (the share of the question's concepts a passage
+holds, or a strong cosine), never on ranks alone. Adjacent hits from one
+section become one passage; a lead-in line brings the block it introduces.
 """
 
 from __future__ import annotations
