@@ -32,7 +32,7 @@ RUN OKDBOT_VENV=/opt/okdbot OKDBOT_TORCH_INDEX="$TORCH_INDEX" sh scripts/install
     && useradd --system --no-log-init --uid 10001 --gid okdbot --create-home --home-dir /home/okdbot okdbot \
     && install -d -o okdbot -g okdbot /app/index
 
-COPY okdbot.yaml ./
+COPY okdbot.yaml synonyms.yaml ./
 COPY corpus/ corpus/
 
 # A prebuilt index of the bundled notes, owned by the bot's user (--watch rewrites it).

@@ -72,8 +72,12 @@ def build_index(
         if reason:
             log.warning("%s: rebuilding the whole index", reason)
         reusable = previous if previous and not full and not reason else None
+        retokenize = bool(reusable and reusable["manifest"].get("lexical_version") != LEXICAL_VERSION)
+        if retokenize:
+            log.warning("the lexical analyser changed (version %s → %s): re-tokenising every chunk, vectors are reused",
+                        reusable["manifest"].get("lexical_version"), LEXICAL_VERSION)
         vectors = stored_vectors(reusable["path"]) if reusable else {}
-        tokens = stored_tokens(reusable["path"]) if reusable else {}
+        tokens = stored_tokens(reusable["path"]) if reusable and not retokenize else {}
         old_keys = set(previous["keys"]) if previous else set()
 
         todo = list({c.hash: c for c in chunks if c.hash not in vectors}.values())
@@ -90,7 +94,7 @@ def build_index(
         try:
             writer.add_notes([(n.source.name, n.path, n.text) for n in notes])
             _write(writer, chunks, vectors, tokens, dim, settings, analyzer,
-                   stored_heading_tokens(reusable["path"]) if reusable else {})
+                   stored_heading_tokens(reusable["path"]) if reusable and not retokenize else {})
             embedded_hashes = {c.hash for c in todo}
             report = BuildReport(
                 files=len(notes), chunks=len(chunks),
@@ -142,8 +146,6 @@ def rebuild_reason(manifest: dict, signature: dict) -> str:
         return "the model's document prompt changed"
     if manifest.get("chunker_version") != CHUNKER_VERSION:
         return f"the chunker changed (version {manifest.get('chunker_version')} → {CHUNKER_VERSION})"
-    if manifest.get("lexical_version") != LEXICAL_VERSION:
-        return f"the lexical analyser changed (version {manifest.get('lexical_version')} → {LEXICAL_VERSION})"
     return ""
 
 

@@ -104,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
                                                        "okdbot-heartbeat.json in the temporary folder)")
     p.add_argument("--max-age", type=float, metavar="SECONDS", help="oldest acceptable heartbeat (default: 90)")
     p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("eval", parents=[common], help="measure answer quality on a question set",
+                       description="Ask every question of QUESTIONS.yaml and report hit@1/3/5, MRR, not-found "
+                                   "precision/recall and latency per language, then each miss.")
+    p.add_argument("questions", metavar="QUESTIONS.yaml", help="the question set, e.g. eval/okd-note.yaml")
+    p.add_argument("-k", type=int, default=5, metavar="N", help="passages per question (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -268,4 +276,16 @@ def cmd_feedback(args) -> int:
         print(f"{vote.time}  {mark}  #{vote.answer_id}  {vote.question}{status}  [{vote.generation}]")
         for c in vote.citations:
             print(f"    {c['heading']}\n      {c['url']}")
+
+def cmd_eval(args) -> int:
+    from .errors import BadQuestion
+    from .evaluate import OkdbotSystem, format_report, load_questions, report_json, run
+    from .runtime import load_retriever
+
+    questions = load_questions(args.questions)  # fail fast, before loading any model
+    if not 1 <= args.k <= 50:
+        raise BadQuestion("-k must be between 1 and 50")
+    retriever = load_retriever(_settings(args), build_if_missing=True)
+    report = run(OkdbotSystem(retriever), questions, args.k)
+    print(json.dumps(report_json(report), ensure_ascii=False) if args.json else format_report(report))
     return 0

@@ -45,3 +45,9 @@ class ModelError(OkdbotError):
 
 class DiscordError(OkdbotError):
     """Discord refused the bot (missing or rejected token, missing scope) or is unreachable."""
+
+
+class EvalError(OkdbotError):
+    """A question set for `okdbot eval` is missing or malformed."""
+
+    exit_code = 2

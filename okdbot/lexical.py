@@ -5,11 +5,14 @@ suffixes dropped) plus English/number terms kept whole, lowercased and
 stemmed (a hyphenated term also yields its parts). BM25 itself is bm25s,
 saved as a folder of numpy arrays and JSON (never a pickle).
 
-A query becomes a list of *concepts*, each a set of alternative tokens (a
-term and its synonyms). A document's lexical score sums, per concept, its best
-alternative; its *coverage* is the IDF-weighted share of the question's
-concepts it contains, an absolute 0..1 confidence that does not depend on the
-other documents.
+A query becomes a list of *concepts*, each a set of alternatives: a term and
+its synonyms, each alternative a tuple of one or more tokens (a phrase such as
+"자동 스케일링" is ("자동", "스케일링")). A document holds a phrase when it holds
+all of the phrase's tokens. A document's lexical score sums, per concept, its
+best alternative; its *coverage* is the IDF-weighted share of the question's
+concepts it holds, an absolute 0..1 confidence that does not depend on the
+other documents. A concept's IDF is computed from the documents holding any
+of its alternatives.
 """
 
 from __future__ import annotations
@@ -18,10 +21,18 @@ import math
 import re
 import threading
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-LEXICAL_VERSION = "1"
+from .errors import ConfigError
+from .lexicon import NOUNS
+from .synonyms import SynonymGroup
+
+LEXICAL_VERSION = "3"
+FUZZY_MIN_LENGTH = 6  # shorter unknown terms are too easily one edit from another word
+
+Concept = frozenset[tuple[str, ...]]
 
 _KEEP_TAGS = {"NNG", "NNP", "NNB", "NR", "SH", "XR", "VV", "VA"}
 _KO_STOP = {
@@ -29,6 +40,9 @@ _KO_STOP = {
     "것", "수", "거", "등", "때", "중", "데", "개", "번", "뿐", "통하", "위하", "대하", "관하",
     "하", "되", "있", "없", "이", "알", "알리", "주", "말하", "뭐", "무엇", "어떻", "어떠",
     "어떤", "무슨", "왜", "언제", "어디", "누구", "쓰", "사용", "좀", "제일", "가장", "뜻", "의미",
+    # how people ask: "…설명해줘", "이름이 뭐였지", "추천좀", "…하는 방법", "…같은데", "그 애"
+    "설명", "이름", "추천", "개념", "궁금", "질문", "방법", "방식", "법", "다르", "같", "보이", "싶",
+    "애", "부르", "거기",
 }
 _EN_STOP = {
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
@@ -36,6 +50,11 @@ _EN_STOP = {
     "these", "they", "this", "to", "was", "will", "with", "what", "which", "who", "whom", "how",
     "why", "when", "where", "do", "does", "did", "can", "could", "should", "would", "i", "me",
     "my", "we", "our", "you", "your", "about", "tell", "explain", "s", "used", "use", "using",
+    # how people ask: "what's it called", "X vs Y", "is there something that…", "give us"
+    "us", "vs", "versus", "name", "called", "call", "thing", "something", "anything", "there", "any",
+    "some", "please", "hi", "hey", "know", "mean", "get", "give", "want", "need", "like", "show",
+    "from", "between", "over", "via", "onto", "up", "out", "without", "way", "different", "other",
+    "work", "works",
 }
 _TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.+/][A-Za-z0-9]+)*|\d+(?:\.\d+)*")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -45,22 +64,34 @@ def has_hangul(text: str) -> bool:
     return bool(_HANGUL.search(text))
 
 
+def concept_in(concept: Concept, tokens: set[str] | frozenset[str]) -> bool:
+    """True when `tokens` hold one of the concept's alternatives (all of its tokens)."""
+    return any(all(t in tokens for t in alternative) for alternative in concept)
+
+
 class Analyzer:
     """Text → index tokens. Kiwi is loaded lazily, once, and only for Hangul text."""
 
-    def __init__(self, synonyms: dict[str, set[str]] | None = None):
+    def __init__(self, synonyms: Sequence[SynonymGroup] = ()):
         self._kiwi = None
         self._lock = threading.Lock()
         self._stemmer = None
-        self.synonyms = synonyms or {}
+        self._groups = tuple(synonyms)
+        self._phrases: dict[tuple[str, ...], Concept] | None = None
+        self._longest = 1
 
     def load(self) -> "Analyzer":
-        """Construct the Korean analyser now (it takes about a second)."""
+        """Construct the Korean analyser now (it takes about a second) and
+        analyse the synonyms (ConfigError naming the line of an unusable term)."""
         with self._lock:
             if self._kiwi is None:
                 from kiwipiepy import Kiwi
 
-                self._kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
+                kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
+                for word in NOUNS:
+                    kiwi.add_user_word(word, "NNG", 0)
+                self._kiwi = kiwi
+        self._synonym_table()
         return self
 
     def tokens(self, text: str) -> list[str]:
@@ -69,13 +100,45 @@ class Analyzer:
     def tokens_many(self, texts: list[str]) -> list[list[str]]:
         return [self.tokens(t) for t in texts]
 
-    def concepts(self, question: str) -> list[frozenset[str]]:
-        """The question's distinct terms, each with its synonyms as alternatives."""
-        seen: dict[str, frozenset[str]] = {}
-        for token in self.tokens(question):
-            if token not in seen:
-                seen[token] = frozenset({token} | self.synonyms.get(token, set()))
-        return list(seen.values())
+    def concepts(self, question: str) -> list[Concept]:
+        """The question's distinct terms, each with its synonyms as alternatives.
+
+        The longest run of question tokens that spells a synonym term becomes
+        one concept whose alternatives are all terms of every group listing it;
+        any other token is a concept of its own."""
+        table = self._synonym_table()
+        tokens = self.tokens(question)
+        out: dict[Concept, None] = {}
+        i = 0
+        while i < len(tokens):
+            for n in range(min(self._longest, len(tokens) - i), 0, -1):
+                concept = table.get(tuple(tokens[i:i + n]))
+                if concept:
+                    break
+            else:
+                n, concept = 1, frozenset({(tokens[i],)})
+            out.setdefault(concept)
+            i += n
+        return list(out)
+
+    def _synonym_table(self) -> dict[tuple[str, ...], Concept]:
+        """term tokens → all alternatives of the groups holding that term."""
+        if self._phrases is not None:
+            return self._phrases
+        table: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+        for group in self._groups:
+            phrases = []
+            for term in group.terms:
+                tokens = tuple(dict.fromkeys(self.tokens(term)))
+                if not tokens:
+                    raise ConfigError(f"{group.where}: the synonym '{term}' has no searchable word "
+                                      "(only stop words or particles); remove it from the group")
+                phrases.append(tokens)
+            for phrase in phrases:
+                table.setdefault(phrase, set()).update(phrases)
+        self._longest = max((len(p) for p in table), default=1)
+        self._phrases = {phrase: frozenset(alternatives) for phrase, alternatives in table.items()}
+        return self._phrases
 
     def _english(self, text: str) -> list[str]:
         out = []
@@ -84,7 +147,7 @@ class Analyzer:
             parts = [p for p in re.split(r"[-_.+/]", term) if len(p) > 1 or p.isdigit()]
             if len(parts) > 1:
                 out.append(term)
-            out.extend(self._stem(p) for p in parts if p not in _EN_STOP)
+            out.extend(stem for stem in (self._stem(p) for p in parts if p not in _EN_STOP) if stem not in _EN_STOP)
         return out
 
     def _korean(self, text: str) -> list[str]:
@@ -114,6 +177,7 @@ class LexicalIndex:
         self._data, self._indices, self._indptr = scores["data"], scores["indices"], scores["indptr"]
         self.num_docs = int(scores["num_docs"])
         self._vocab: dict[str, int] = bm25.vocab_dict
+        self._by_length: dict[int, list[str]] | None = None
 
     @classmethod
     def build(cls, token_lists: list[list[str]]) -> "LexicalIndex":
@@ -135,8 +199,7 @@ class LexicalIndex:
     def idf(self, token: str) -> float:
         """BM25 idf; a token the notes never use gets the highest idf."""
         tid = self._vocab.get(token)
-        df = 0 if tid is None else int(self._indptr[tid + 1] - self._indptr[tid])
-        return math.log(1 + (self.num_docs - df + 0.5) / (df + 0.5))
+        return _idf(self.num_docs, 0 if tid is None else int(self._indptr[tid + 1] - self._indptr[tid]))
 
     def token_scores(self, token: str) -> np.ndarray:
         """BM25 contribution of one token to every document."""
@@ -147,17 +210,74 @@ class LexicalIndex:
             out[self._indices[a:b]] = self._data[a:b]
         return out
 
-    def score(self, concepts: list[frozenset[str]]) -> tuple[np.ndarray, np.ndarray]:
+    def with_misspellings(self, concepts: list[Concept]) -> list[Concept]:
+        """Concepts the notes never use, widened to the notes' spellings one edit away.
+
+        Notes are full of typos (Queier, Builda, Kubenetes, dokcer): a Latin term of
+        at least FUZZY_MIN_LENGTH letters that no note contains also matches index
+        terms one insertion, deletion, substitution or swap away."""
+        out = []
+        for concept in concepts:
+            if any(all(t in self._vocab for t in alternative) for alternative in concept):
+                out.append(concept)
+                continue
+            near = {(v,) for (t,) in (a for a in concept if len(a) == 1) if _fuzzy(t)
+                    for v in self._near(t)}
+            out.append(concept | near)
+        return out
+
+    def _near(self, token: str) -> list[str]:
+        if self._by_length is None:
+            self._by_length = {}
+            for term in self._vocab:
+                if _fuzzy(term):
+                    self._by_length.setdefault(len(term), []).append(term)
+        return [v for n in (len(token) - 1, len(token), len(token) + 1)
+                for v in self._by_length.get(n, ()) if _one_edit(token, v)]
+
+    def phrase_scores(self, phrase: tuple[str, ...]) -> np.ndarray:
+        """BM25 of a phrase: the mean of its tokens' scores where all of them occur, else 0."""
+        if len(phrase) == 1:
+            return self.token_scores(phrase[0])
+        parts = np.vstack([self.token_scores(t) for t in phrase])
+        return np.where((parts > 0).all(axis=0), parts.mean(axis=0), 0.0).astype(np.float32)
+
+    def score(self, concepts: list[Concept]) -> tuple[np.ndarray, np.ndarray]:
         """(bm25, coverage) for every document."""
         bm25 = np.zeros(self.num_docs, dtype=np.float32)
         covered = np.zeros(self.num_docs, dtype=np.float32)
         total = 0.0
         for concept in concepts:
             best = np.zeros(self.num_docs, dtype=np.float32)
-            for token in concept:
-                np.maximum(best, self.token_scores(token), out=best)
-            weight = max(self.idf(t) for t in concept)
+            for phrase in concept:
+                np.maximum(best, self.phrase_scores(phrase), out=best)
+            present = best > 0
+            weight = _idf(self.num_docs, int(present.sum()))
             bm25 += best
-            covered += weight * (best > 0)
+            covered += weight * present
             total += weight
         return bm25, covered / total if total else covered
+
+
+def _fuzzy(term: str) -> bool:
+    return len(term) >= FUZZY_MIN_LENGTH and term.isascii() and term.isalpha()
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """True when b is a (Damerau) one-edit variant of a."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1:]
+
+
+def _idf(num_docs: int, df: int) -> float:
+    """BM25 (Lucene) idf; a term the notes never use gets the highest idf."""
+    return math.log(1 + (num_docs - df + 0.5) / (df + 0.5))

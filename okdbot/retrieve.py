@@ -1,10 +1,12 @@
 """Hybrid retrieval: Korean-aware BM25 + dense vectors, fused, thresholded, merged.
 
-The fused score leans on the lexical side for Korean questions (the bundled
-model is English-only) and lets the dense side contribute more for English
-questions. Whether the notes answer at all is decided on absolute signals
-(the share of the question's terms a passage holds, or a strong cosine),
-never on ranks alone. Adjacent hits from one section become one passage.
+The fused score leans on the lexical side; the dense side has a weight per
+language (by default none for mostly-Hangul questions, which the bundled
+English-only model cannot read: they are then not embedded at all, and a
+cosine can neither rank nor answer them). Whether the notes answer at all is
+decided on absolute signals (the share of the question's concepts a passage
+holds, or a strong cosine), never on ranks alone. Adjacent hits from one
+section become one passage; a lead-in line brings the block it introduces.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from .config import RetrievalSettings, Source
 from .chunk import is_image_only
 from .errors import BadQuestion, IndexMismatch, OkdbotError
-from .lexical import Analyzer, has_hangul
+from .lexical import Analyzer, concept_in
 from .store import ChunkRecord, IndexReader, current_generation, open_index
 
 log = logging.getLogger("okdbot")
@@ -29,6 +31,7 @@ log = logging.getLogger("okdbot")
 MAX_QUESTION_CHARS = 1000
 DENSE_CANDIDATES = 200
 _LATIN = re.compile(r"[A-Za-z]")
+_LEAD = re.compile(r"^(?:\*\*[^*].*\*\*|__[^_].*__)(?:\s*<br\s*/?>)?$|^.*[:：]$", re.IGNORECASE)
 
 
 class QueryEncoder(Protocol):
@@ -137,17 +140,17 @@ class Retriever:
         k = k or self.settings.k
         korean = is_korean(question)
         n = len(reader.chunks)
-        concepts = self.analyzer.concepts(question)
+        concepts = reader.lexical.with_misspellings(self.analyzer.concepts(question))
         bm25, coverage = reader.lexical.score(concepts) if concepts else (np.zeros(n), np.zeros(n))
         lexical = bm25 / bm25.max() if bm25.max() > 0 else bm25
-        dense = self._dense(reader, question, n)
-        heading = self._heading_coverage(reader, concepts)
         s = self.settings
         w_dense = s.dense_weight_korean if korean else s.dense_weight
+        dense = self._dense(reader, question, n) if w_dense > 0 else np.zeros(n, dtype=np.float32)
+        heading = self._heading_coverage(reader, concepts)
         fused = s.lexical_weight * (0.5 * lexical + 0.5 * coverage) + w_dense * dense + s.heading_boost * heading
         order = np.argsort(-fused, kind="stable")
         top = int(order[0]) if n else -1
-        answered = bool(n > 0 and (coverage[top] >= s.threshold or dense[top] >= s.dense_threshold))
+        answered = bool(n > 0 and (coverage[top] >= s.threshold or (w_dense > 0 and dense[top] >= s.dense_threshold)))
         result = Result(question, answered, [], korean=korean, generation=reader.name,
                         top_score=float(fused[top]) if n else 0.0)
         if not answered:
@@ -175,12 +178,20 @@ class Retriever:
         headings, tokens, row_heading = reader.headings
         if not concepts or not len(row_heading):
             return np.zeros(len(row_heading), dtype=np.float32)
-        per_heading = np.array([sum(1 for c in concepts if c & t) for t in tokens], dtype=np.float32)
+        per_heading = np.array([sum(1 for c in concepts if concept_in(c, set(t))) for t in tokens], dtype=np.float32)
         return per_heading[row_heading] / len(concepts)
 
     def _passages(self, reader, rows: list[int], fused, concepts, k: int) -> list[Passage]:
-        """Merge touching hits of one section into one passage; best first, at most k."""
-        terms = set().union(*concepts) if concepts else set()
+        """Merge touching hits of one section into one passage; best first, at most k.
+
+        A hit on a lead-in line (a bold pseudo-heading such as "**디스크 사용량 측정**",
+        or a line ending with ":") brings the block it introduces along."""
+        rows = list(rows)
+        for row in list(rows):
+            follower = row + 1
+            if (_is_lead(reader.chunks[row]) and follower < len(reader.chunks) and follower not in rows
+                    and _touching(reader, reader.chunks[row], reader.chunks[follower])):
+                rows.append(follower)
         by_section: dict[tuple, list[int]] = {}
         for row in rows:
             c = reader.chunks[row]
@@ -201,13 +212,17 @@ class Retriever:
         passages = []
         for score, group in groups[:k]:
             first, last = group[0], group[-1]
-            lines = [Line(first.start_line + i, text, bool(terms & set(self.analyzer.tokens(text))))
+            lines = [Line(first.start_line + i, text, self._holds_a_concept(text, concepts))
                      for i, text in enumerate(reader.lines(first.source, first.file, first.start_line, last.end_line))]
             passages.append(Passage(
                 rank=len(passages) + 1, score=round(float(score), 4), source=first.source, file=first.file,
                 heading=first.heading, start_line=first.start_line, end_line=last.end_line,
                 url=sources[first.source].link_for(first.file, first.start_line, last.end_line), lines=lines))
         return passages
+
+    def _holds_a_concept(self, text: str, concepts) -> bool:
+        tokens = set(self.analyzer.tokens(text))
+        return any(concept_in(c, tokens) for c in concepts)
 
     def _suggestions(self, reader: IndexReader, rows) -> list[Suggestion]:
         """Up to 3 distinct sections nearest to the question, linked as a whole."""
@@ -235,6 +250,12 @@ class Retriever:
 
 def _sources(reader: IndexReader) -> dict[str, Source]:
     return {s["name"]: Source.from_dict(s) for s in reader.manifest["sources"]}
+
+
+def _is_lead(chunk: ChunkRecord) -> bool:
+    """A one-line paragraph that introduces the next block: wholly bold, or ending with ":"."""
+    text = chunk.text.strip()
+    return "\n" not in text and bool(_LEAD.match(text))
 
 
 def _touching(reader: IndexReader, a: ChunkRecord, b: ChunkRecord) -> bool:

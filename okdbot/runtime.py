@@ -34,6 +34,14 @@ def build(settings: Settings, full: bool = False, progress: bool | None = None):
     return build_index(settings, lambda: make_embedder(settings), full=full, progress=progress)
 
 
+def load_synonyms(settings: Settings):
+    """The synonym groups of retrieval.synonyms (none when not configured)."""
+    from .synonyms import load_synonyms as load
+
+    path = settings.retrieval.synonyms
+    return load(path) if path else ()
+
+
 def load_retriever(settings: Settings, build_if_missing: bool = False):
     """Open the live index and load the query-side models in parallel.
 
@@ -43,7 +51,7 @@ def load_retriever(settings: Settings, build_if_missing: bool = False):
     from .retrieve import Retriever
     from .store import open_index
 
-    analyzer = Analyzer()
+    analyzer = Analyzer(synonyms=load_synonyms(settings))
     with ThreadPoolExecutor(2) as pool:
         kiwi = pool.submit(analyzer.load)
         try:

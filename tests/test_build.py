@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -75,6 +76,24 @@ def test_another_model_forces_a_full_rebuild(workspace, analyzer, caplog):
         report = _build(workspace, other, analyzer)
     assert report.full and report.embedded == report.chunks
     assert "multilingual-e5-small" in report.reason and "rebuilding the whole index" in caplog.text
+
+
+def test_a_new_lexical_analyser_retokenises_without_reembedding(workspace, analyzer, caplog):
+    fake = CountingEmbedder()
+    _build(workspace, fake, analyzer)
+    live = workspace / "index" / current_generation(workspace / "index")
+    manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
+    (live / "manifest.json").write_text(json.dumps({**manifest, "lexical_version": "0"}), encoding="utf-8")
+    with sqlite3.connect(live / "chunks.sqlite") as db:  # what an older analyser might have stored
+        db.execute("UPDATE chunks SET tokens = '[\"stale\"]'")
+    fake.embedded.clear()
+    with caplog.at_level("WARNING", logger="okdbot"):
+        report = _build(workspace, fake, analyzer)
+    assert fake.embedded == [] and report.embedded == 0
+    assert "re-tokenising" in caplog.text
+    with sqlite3.connect(workspace / "index" / current_generation(workspace / "index") / "chunks.sqlite") as db:
+        tokens = [json.loads(t) for (t,) in db.execute("SELECT tokens FROM chunks")]
+    assert all(t != ["stale"] for t in tokens) and any("skopeo" in t for t in tokens)
 
 
 def test_old_generations_and_abandoned_builds_are_cleaned(workspace, analyzer):

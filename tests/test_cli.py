@@ -16,9 +16,10 @@ NOTE_LINES = BUNDLED_NOTE.read_text(encoding="utf-8").split("\n")
 
 @pytest.fixture(scope="module")
 def fresh_clone(tmp_path_factory):
-    """The repository's okdbot.yaml and corpus/, with no index yet."""
+    """The repository's okdbot.yaml, synonyms.yaml and corpus/, with no index yet."""
     folder = tmp_path_factory.mktemp("clone")
     shutil.copy(ROOT / "okdbot.yaml", folder / "okdbot.yaml")
+    shutil.copy(ROOT / "synonyms.yaml", folder / "synonyms.yaml")
     shutil.copytree(ROOT / "corpus", folder / "corpus")
     return folder
 
@@ -137,6 +138,7 @@ def test_index_built_with_another_model_is_refused(first_answer, fresh_clone, tm
     config.write_text((fresh_clone / "okdbot.yaml").read_text(encoding="utf-8")
                       .replace("path: corpus", f"path: {fresh_clone / 'corpus'}")
                       .replace("index: index", f"index: {fresh_clone / 'index'}")
+                      .replace("synonyms: synonyms.yaml", f"synonyms: {fresh_clone / 'synonyms.yaml'}")
                       .replace("name: all-MiniLM-L6-v2", f"name: {other}"), encoding="utf-8")
     before = (fresh_clone / "index" / "CURRENT").read_text()
     _one_line_error(run_cli("query", "--config", str(config), "Skopeo가 뭐야?", cwd=tmp_path),

@@ -1,0 +1,70 @@
+"""The synonyms file: groups of equivalent terms, applied to questions only.
+
+Like a search engine's synonym filter. The file is a YAML list; each item is
+a group of at least two terms that mean the same thing, in any language:
+
+    - [image, 이미지]
+    - [autoscaling, auto scaling, 자동 스케일링, 오토스케일링]
+
+Terms are analysed like the notes (see lexical.Analyzer), so a term may be a
+phrase of several words. This module only reads and checks the file; what a
+group does to a question is lexical.Analyzer.concepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+EXAMPLE = "[image, 이미지]"
+
+
+@dataclass(frozen=True)
+class SynonymGroup:
+    """Equivalent terms, and where they were written (for error messages)."""
+
+    terms: tuple[str, ...]
+    where: str = ""  # "path:line"
+
+
+def load_synonyms(path: Path) -> tuple[SynonymGroup, ...]:
+    """The groups of a synonyms file; ConfigError (one line, naming the line) when
+    the file is missing, malformed or not a list of groups of terms."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"synonyms file {path} not found; fix retrieval.synonyms in okdbot.yaml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read synonyms file {path}: {exc}; re-save it as UTF-8") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML ({problem}); fix the syntax") from None
+    if node is None:
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        raise ConfigError(f"{path}:{node.start_mark.line + 1}: the synonyms file must be a list of groups, "
+                          f"e.g. - {EXAMPLE}")
+    return tuple(_group(item, path) for item in node.value)
+
+
+def _group(node: yaml.Node, path: Path) -> SynonymGroup:
+    where = f"{path}:{node.start_mark.line + 1}"
+    if not isinstance(node, yaml.SequenceNode):
+        raise ConfigError(f"{where}: a synonym group must be a list of terms, e.g. {EXAMPLE}")
+    terms = []
+    for item in node.value:
+        if not isinstance(item, yaml.ScalarNode) or not str(item.value).strip():
+            raise ConfigError(f"{path}:{item.start_mark.line + 1}: each synonym must be a non-empty word or "
+                              f"phrase, e.g. {EXAMPLE}")
+        terms.append(str(item.value).strip())
+    if len(terms) < 2:
+        raise ConfigError(f"{where}: a synonym group needs at least two terms, e.g. {EXAMPLE}")
+    return SynonymGroup(tuple(terms), where)
