@@ -111,7 +111,8 @@ def cmd_query(args) -> int:
         check_question(args.question)  # fail fast, before loading any model
     if args.k is not None and not 1 <= args.k <= 50:
         raise BadQuestion("-k must be between 1 and 50")
-    retriever = load_retriever(settings, build_if_missing=True)
+    retriever = load_retriever(settings, build_if_missing=True,
+                               questions=[args.question] if args.question is not None else None)
     questions = [args.question] if args.question is not None else (line.rstrip("\n") for line in sys.stdin)
     failed = 0
     for question in questions:

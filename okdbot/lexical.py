@@ -14,12 +14,17 @@ other documents.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import re
 import threading
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger("okdbot")
 
 LEXICAL_VERSION = "1"
 
@@ -39,29 +44,75 @@ _EN_STOP = {
 }
 _TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.+/][A-Za-z0-9]+)*|\d+(?:\.\d+)*")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_PLAIN_BM25 = {"lucene", "robertson", "atire"}  # methods whose scores need no extra array
 
 
 def has_hangul(text: str) -> bool:
     return bool(_HANGUL.search(text))
 
 
+def _new_kiwi():
+    from kiwipiepy import Kiwi
+
+    return Kiwi(load_typo_dict=False, load_multi_dict=False)
+
+
+def _content_forms(morphs) -> list[str]:
+    """Content morphemes of a Kiwi analysis (particles, endings, stopwords dropped)."""
+    return [m.form for m in morphs if m.tag.split("-")[0] in _KEEP_TAGS and m.form not in _KO_STOP]
+
+
 class Analyzer:
-    """Text → index tokens. Kiwi is loaded lazily, once, and only for Hangul text."""
+    """Text → index tokens. Kiwi is loaded lazily, once, and only for Hangul text.
+
+    Loading Kiwi takes about 2 s of CPU on a small machine and holds the GIL
+    throughout, so a thread cannot overlap it with other loading; `prefetch`
+    analyses known texts (a CLI question) in a forked child process instead."""
 
     def __init__(self, synonyms: dict[str, set[str]] | None = None):
         self._kiwi = None
         self._lock = threading.Lock()
         self._stemmer = None
+        self._child: tuple[int, int] | None = None  # (pid, read end of its pipe)
+        self._prefetched: dict[str, list[str]] = {}
         self.synonyms = synonyms or {}
 
     def load(self) -> "Analyzer":
-        """Construct the Korean analyser now (it takes about a second)."""
+        """Construct the Korean analyser now (it takes a second or two)."""
         with self._lock:
             if self._kiwi is None:
-                from kiwipiepy import Kiwi
-
-                self._kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
+                self._kiwi = _new_kiwi()
         return self
+
+    def prefetch(self, texts: list[str]) -> bool:
+        """Start analysing the Hangul `texts` in a forked child process, so that
+        loading Kiwi runs on another core while this process loads the rest.
+        `tokens` of these texts then waits for the child; any other Hangul
+        text still loads Kiwi here. True when a child was started."""
+        texts = [t for t in dict.fromkeys(texts) if has_hangul(t)]
+        if not texts or self._kiwi is not None or self._child is not None or not hasattr(os, "fork"):
+            return False
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return False
+        if pid == 0:  # the child: analyse, write JSON, leave without any cleanup of the parent's state
+            status = 1
+            try:
+                os.close(read_end)
+                kiwi = _new_kiwi()
+                payload = {t: _content_forms(kiwi.tokenize(t)) for t in texts}
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(json.dumps(payload, ensure_ascii=False).encode())
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        self._child = (pid, read_end)
+        return True
 
     def tokens(self, text: str) -> list[str]:
         return self._english(text) + self._korean(text)
@@ -90,12 +141,31 @@ class Analyzer:
     def _korean(self, text: str) -> list[str]:
         if not has_hangul(text):
             return []
+        if self._child is not None:
+            self._collect()
+        if text in self._prefetched:
+            return list(self._prefetched[text])
         if self._kiwi is None:
             self.load()
         with self._lock:
-            morphs = self._kiwi.tokenize(text)
-        return [m.form for m in morphs
-                if m.tag.split("-")[0] in _KEEP_TAGS and m.form not in _KO_STOP]
+            return _content_forms(self._kiwi.tokenize(text))
+
+    def _collect(self) -> None:
+        """Wait for the prefetch child and keep its results (none if it failed)."""
+        with self._lock:
+            if self._child is None:
+                return
+            pid, read_end = self._child
+            self._child = None
+            with os.fdopen(read_end, "rb") as pipe:
+                payload = pipe.read()
+            _, status = os.waitpid(pid, 0)
+            try:
+                if status != 0:
+                    raise ValueError(f"exit status {status}")
+                self._prefetched.update(json.loads(payload))
+            except ValueError as exc:
+                log.warning("the Korean analyser process failed (%s): loading it here", exc)
 
     def _stem(self, word: str) -> str:
         if self._stemmer is None:
@@ -106,14 +176,18 @@ class Analyzer:
 
 
 class LexicalIndex:
-    """BM25 over pre-tokenised documents, with concept-level scoring."""
+    """BM25 over pre-tokenised documents, with concept-level scoring.
 
-    def __init__(self, bm25):
+    Built and saved with bm25s; loaded straight from the saved numpy arrays
+    and JSON vocabulary, so answering a question never imports bm25s (nor
+    the scipy it pulls in)."""
+
+    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, num_docs: int,
+                 vocab: dict[str, int], bm25=None):
+        self._data, self._indices, self._indptr = data, indices, indptr
+        self.num_docs = int(num_docs)
+        self._vocab = vocab
         self._bm25 = bm25
-        scores = bm25.scores
-        self._data, self._indices, self._indptr = scores["data"], scores["indices"], scores["indptr"]
-        self.num_docs = int(scores["num_docs"])
-        self._vocab: dict[str, int] = bm25.vocab_dict
 
     @classmethod
     def build(cls, token_lists: list[list[str]]) -> "LexicalIndex":
@@ -121,16 +195,22 @@ class LexicalIndex:
 
         bm25 = bm25s.BM25()
         bm25.index([tokens or [""] for tokens in token_lists], show_progress=False)
-        return cls(bm25)
+        scores = bm25.scores
+        return cls(scores["data"], scores["indices"], scores["indptr"], scores["num_docs"], bm25.vocab_dict, bm25)
 
     def save(self, folder: Path) -> None:
         self._bm25.save(str(folder))
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), mmap=False, load_corpus=False))
+        """Read what `save` wrote (bm25s's file layout; no pickle)."""
+        params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+        data, indices, indptr = (np.load(folder / f"{name}.csc.index.npy", allow_pickle=False)
+                                 for name in ("data", "indices", "indptr"))
+        if params.get("method", "lucene") not in _PLAIN_BM25 or len(indptr) < len(vocab):  # bm25s's "" has no column
+            raise ValueError(f"unexpected bm25s index ({params.get('method')}, {len(indptr)} pointers)")
+        return cls(data, indices, indptr, params["num_docs"], vocab)
 
     def idf(self, token: str) -> float:
         """BM25 idf; a token the notes never use gets the highest idf."""

@@ -201,8 +201,11 @@ class Retriever:
         passages = []
         for score, group in groups[:k]:
             first, last = group[0], group[-1]
-            lines = [Line(first.start_line + i, text, bool(terms & set(self.analyzer.tokens(text))))
-                     for i, text in enumerate(reader.lines(first.source, first.file, first.start_line, last.end_line))]
+            texts = reader.lines(first.source, first.file, first.start_line, last.end_line)
+            known = reader.line_tokens(texts)
+            lines = [Line(first.start_line + i, text, bool(terms.intersection(
+                         known[text] if text in known else self.analyzer.tokens(text))))
+                     for i, text in enumerate(texts)]
             passages.append(Passage(
                 rank=len(passages) + 1, score=round(float(score), 4), source=first.source, file=first.file,
                 heading=first.heading, start_line=first.start_line, end_line=last.end_line,

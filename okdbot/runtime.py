@@ -2,6 +2,12 @@
 
 The CLI and the Discord bot both get their Retriever and their index builds
 from here, so they answer the same way and load models the same way.
+
+Questions are embedded on one of two paths (`query_path` says which):
+  onnx                   the index's ONNX export of the model, run with
+                         onnxruntime + tokenizers: no torch, fast start, less memory
+  sentence-transformers  the model itself (torch): when model.backend is
+                         "torch", or the export is missing, damaged or cannot run
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from .config import Settings
-from .errors import IndexMissing
+from .errors import IndexMismatch, IndexMissing, ModelError, OkdbotError
 
 log = logging.getLogger("okdbot")
 
@@ -22,9 +28,68 @@ def make_embedder(settings: Settings):
     return SentenceTransformerEmbedder(settings.model)
 
 
-def make_query_encoder(settings: Settings):
-    """The encoder for questions."""
+def make_query_encoder(settings: Settings, manifest: dict | None = None):
+    """The encoder for questions: the fast (ONNX) one when possible, else sentence-transformers.
+
+    `manifest` is the live index generation's (read when not given)."""
+    encoder, reason = _fast_encoder(settings, manifest)
+    if encoder is not None:
+        log.debug("query path: onnx (%s)", encoder.folder)
+        return encoder
+    log.debug("query path: sentence-transformers (%s)", reason)
     return make_embedder(settings)
+
+
+def query_path(settings: Settings) -> str:
+    """Which way questions are embedded, and why: "onnx: …" or
+    "sentence-transformers: …" (for `okdbot doctor`). Fully verifies the export."""
+    try:
+        encoder, reason = _fast_encoder(settings, None, quiet=True)
+    except OkdbotError as exc:
+        return f"none: {exc}"
+    if encoder is not None:
+        return f"onnx: {encoder.folder} (checksum verified)"
+    return f"sentence-transformers: {reason}"
+
+
+def _fast_encoder(settings: Settings, manifest: dict | None, quiet: bool = False):
+    """(OnnxEncoder, "") or (None, why not). Raises when model.backend is
+    "onnx" and the export cannot be used, or when the index is for another model."""
+    from .embed import model_signature
+    from .store import live_manifest
+
+    backend = settings.model.backend
+    if backend == "torch":
+        return None, "model.backend is torch"
+    if manifest is None:
+        try:
+            manifest = live_manifest(settings.index_dir)
+        except IndexMissing:
+            return None, "no index yet"
+    configured = model_signature(settings.model)["model"]
+    if manifest.get("model") != configured:
+        raise IndexMismatch(f"the index was built with model {manifest.get('model')} but queries use {configured}; "
+                            "run `okdbot index` to rebuild it for the configured model")
+    record = manifest.get("query_model")
+    if not record:
+        return _refuse(backend, "the index has no exported query model; run `okdbot index` to export it",
+                       logging.DEBUG if quiet else logging.INFO)
+    try:
+        from .onnx_embed import OnnxEncoder
+
+        return OnnxEncoder(settings.index_dir / record["path"], record, settings.model.query_prompt), ""
+    except ImportError as exc:
+        reason = f"onnxruntime or tokenizers is not installed ({exc.name})"
+    except (ModelError, KeyError) as exc:
+        reason = str(exc)
+    return _refuse(backend, reason, logging.DEBUG if quiet else logging.WARNING)
+
+
+def _refuse(backend: str, reason: str, level: int):
+    if backend == "onnx":
+        raise ModelError(f"model.backend is onnx but {reason}")
+    log.log(level, "fast queries unavailable: %s; using sentence-transformers (slower start)", reason)
+    return None, reason
 
 
 def build(settings: Settings, full: bool = False, progress: bool | None = None):
@@ -34,26 +99,41 @@ def build(settings: Settings, full: bool = False, progress: bool | None = None):
     return build_index(settings, lambda: make_embedder(settings), full=full, progress=progress)
 
 
-def load_retriever(settings: Settings, build_if_missing: bool = False):
-    """Open the live index and load the query-side models in parallel.
+def load_retriever(settings: Settings, build_if_missing: bool = False, questions: list[str] | None = None):
+    """Open the live index and load the query-side models, overlapping the loads.
+
+    The query encoder is made in a thread (onnxruntime builds its session
+    without the GIL) while this thread opens the index (faiss reads without
+    it). The Korean analyser holds the GIL for the second or two it loads,
+    so no thread overlaps it: when the `questions` are known (a CLI
+    question), Hangul ones are analysed in a child process meanwhile, and
+    questions without Hangul never load it; otherwise (stdin batches, the
+    bot) it loads in a thread here.
 
     With build_if_missing, a missing index is built first from the configured
     sources (announced on stderr), so a fresh clone answers its first question."""
     from .lexical import Analyzer
     from .retrieve import Retriever
-    from .store import open_index
+    from .store import live_manifest, open_index
 
     analyzer = Analyzer()
+    if questions is not None:
+        analyzer.prefetch(questions)  # forks: before this process starts any thread
+    try:
+        manifest = live_manifest(settings.index_dir)
+    except IndexMissing:
+        if not (build_if_missing and settings.sources):
+            raise
+        log.info("no index in %s yet: building it first", settings.index_dir)
+        build(settings)
+        manifest = live_manifest(settings.index_dir)
     with ThreadPoolExecutor(2) as pool:
-        kiwi = pool.submit(analyzer.load)
-        try:
-            reader = open_index(settings.index_dir)
-        except IndexMissing:
-            if not (build_if_missing and settings.sources):
-                raise
-            log.info("no index in %s yet: building it first", settings.index_dir)
-            build(settings)
-            reader = open_index(settings.index_dir)
-        encoder = make_query_encoder(settings)
-        kiwi.result()
+        encoder = pool.submit(make_query_encoder, settings, manifest)
+        kiwi = pool.submit(analyzer.load) if questions is None else None
+        reader = open_index(settings.index_dir)
+        encoder = encoder.result()
+        if kiwi is not None:
+            kiwi.result()
+    if reader.manifest.get("query_model") != manifest.get("query_model"):  # a build published meanwhile
+        encoder = make_query_encoder(settings, reader.manifest)
     return Retriever(settings.index_dir, settings.retrieval, encoder, analyzer, reader=reader)
