@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import sys
@@ -205,16 +204,10 @@ def _query_model(settings: Settings, embedder: Embedder | None, make_embedder: C
 
 
 def _copy_export(source, target) -> dict:
-    """Another index's export of the same model, hard-linked (copied across file systems)."""
+    """Another index's export of the same model, copied (not linked: damage to one must not spread)."""
     from .onnx_embed import read_export
 
-    def link(src, dst):
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, target, copy_function=link)
+    shutil.copytree(source, target)
     return read_export(target)
 
 

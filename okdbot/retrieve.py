@@ -172,10 +172,15 @@ class Retriever:
 
     def _heading_coverage(self, reader: IndexReader, concepts) -> np.ndarray:
         """Share of the question's terms found in each chunk's heading path."""
-        headings, tokens, row_heading = reader.headings
+        headings, _, row_heading = reader.headings
         if not concepts or not len(row_heading):
             return np.zeros(len(row_heading), dtype=np.float32)
-        per_heading = np.array([sum(1 for c in concepts if c & t) for t in tokens], dtype=np.float32)
+        postings = reader.heading_postings
+        per_heading = np.zeros(len(headings), dtype=np.float32)
+        for concept in concepts:
+            hits = [postings[token] for token in concept if token in postings]
+            if hits:
+                per_heading[np.unique(np.concatenate(hits))] += 1
         return per_heading[row_heading] / len(concepts)
 
     def _passages(self, reader, rows: list[int], fused, concepts, k: int) -> list[Passage]:
@@ -224,9 +229,8 @@ class Retriever:
                 break
         out = []
         for chunk in picked:
-            same = [c for c in reader.chunks if (c.source, c.file, c.heading) == (chunk.source, chunk.file, chunk.heading)]
-            out.append(Suggestion(chunk.heading, sources[chunk.source].link_for(
-                chunk.file, min(c.start_line for c in same), max(c.end_line for c in same))))
+            start, end = reader.section_spans[(chunk.source, chunk.file, chunk.heading)]
+            out.append(Suggestion(chunk.heading, sources[chunk.source].link_for(chunk.file, start, end)))
         return out
 
     def _check_model(self, reader: IndexReader) -> None:
