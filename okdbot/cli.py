@@ -101,9 +101,8 @@ def cmd_index(args) -> int:
 
 
 def cmd_query(args) -> int:
-    from .answer import to_json, to_text
     from .errors import BadQuestion
-    from .retrieve import check_question
+    from .question import check_question
     from .runtime import load_retriever
 
     settings = _settings(args)
@@ -113,6 +112,7 @@ def cmd_query(args) -> int:
         raise BadQuestion("-k must be between 1 and 50")
     retriever = load_retriever(settings, build_if_missing=True,
                                questions=[args.question] if args.question is not None else None)
+    from .answer import to_json, to_text  # after load_retriever: it starts the Korean analyser first
     questions = [args.question] if args.question is not None else (line.rstrip("\n") for line in sys.stdin)
     failed = 0
     for question in questions:

@@ -5,6 +5,10 @@ suffixes dropped) plus English/number terms kept whole, lowercased and
 stemmed (a hyphenated term also yields its parts). BM25 itself is bm25s,
 saved as a folder of numpy arrays and JSON (never a pickle).
 
+numpy is imported where LexicalIndex needs it, not with the module: a CLI
+question with Hangul starts its analyser process (see Analyzer.prefetch)
+before the query process has imported anything heavy.
+
 A query becomes a list of *concepts*, each a set of alternative tokens (a
 term and its synonyms). A document's lexical score sums, per concept, its best
 alternative; its *coverage* is the IDF-weighted share of the question's
@@ -21,8 +25,10 @@ import os
 import re
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("okdbot")
 
@@ -204,6 +210,8 @@ class LexicalIndex:
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
         """Read what `save` wrote (bm25s's file layout; no pickle)."""
+        import numpy as np
+
         params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
         vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
         data, indices, indptr = (np.load(folder / f"{name}.csc.index.npy", allow_pickle=False)
@@ -220,6 +228,8 @@ class LexicalIndex:
 
     def token_scores(self, token: str) -> np.ndarray:
         """BM25 contribution of one token to every document."""
+        import numpy as np
+
         out = np.zeros(self.num_docs, dtype=np.float32)
         tid = self._vocab.get(token)
         if tid is not None:
@@ -229,6 +239,8 @@ class LexicalIndex:
 
     def score(self, concepts: list[frozenset[str]]) -> tuple[np.ndarray, np.ndarray]:
         """(bm25, coverage) for every document."""
+        import numpy as np
+
         bm25 = np.zeros(self.num_docs, dtype=np.float32)
         covered = np.zeros(self.num_docs, dtype=np.float32)
         total = 0.0

@@ -20,13 +20,13 @@ import numpy as np
 
 from .config import RetrievalSettings, Source
 from .chunk import is_image_only
-from .errors import BadQuestion, IndexMismatch, OkdbotError
-from .lexical import Analyzer, has_hangul
+from .errors import IndexMismatch, OkdbotError
+from .lexical import Analyzer
+from .question import MAX_QUESTION_CHARS, check_question  # noqa: F401 (part of this module's interface)
 from .store import ChunkRecord, IndexReader, current_generation, open_index
 
 log = logging.getLogger("okdbot")
 
-MAX_QUESTION_CHARS = 1000
 DENSE_CANDIDATES = 200
 _LATIN = re.compile(r"[A-Za-z]")
 
@@ -74,16 +74,6 @@ class Result:
     korean: bool = False
     generation: str = ""
     top_score: float = 0.0
-
-
-def check_question(question: str) -> str:
-    """The question, stripped; BadQuestion when empty or too long."""
-    text = (question or "").strip()
-    if not text:
-        raise BadQuestion("the question is empty; ask something, e.g. okdbot query \"Skopeo가 뭐야?\"")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise BadQuestion(f"the question is {len(text)} characters long; ask in at most {MAX_QUESTION_CHARS}")
-    return text
 
 
 def is_korean(text: str) -> bool:

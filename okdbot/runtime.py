@@ -112,13 +112,14 @@ def load_retriever(settings: Settings, build_if_missing: bool = False, questions
 
     With build_if_missing, a missing index is built first from the configured
     sources (announced on stderr), so a fresh clone answers its first question."""
-    from .lexical import Analyzer
-    from .retrieve import Retriever
-    from .store import live_manifest, open_index
+    from .lexical import Analyzer  # imports nothing heavy: the fork below comes first
 
     analyzer = Analyzer()
     if questions is not None:
         analyzer.prefetch(questions)  # forks: before this process starts any thread
+    from .retrieve import Retriever
+    from .store import live_manifest, open_index
+
     try:
         manifest = live_manifest(settings.index_dir)
     except IndexMissing:
