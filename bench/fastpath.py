@@ -95,16 +95,17 @@ def row(cells: list[str]) -> None:
 
 
 def ensure_index(index: Path) -> str:
-    corpus, url, label = corpus_or_bundled()
     manifest = _manifest(index)
     if manifest is None or "query_model" not in manifest:
+        corpus, url, label = corpus_or_bundled()
         seconds, proc = run(okdbot_cmd("index", "--corpus", str(corpus), "--source-url", url,
                                        "--index", str(index), "--json"))
         assert proc.returncode == 0, proc.stderr
         print(f"built index of {label} in {seconds:.1f} s: {proc.stdout.strip()}", file=sys.stderr)
         manifest = _manifest(index)
     assert manifest and "query_model" in manifest, "the index has no exported query model"
-    return f"{label}, {manifest['counts']['chunks']} chunks"
+    folders = ", ".join(s["path"] for s in manifest["sources"])
+    return f"{manifest['counts']['files']} notes in {folders}, {manifest['counts']['chunks']} chunks"
 
 
 def _manifest(index: Path) -> dict | None:

@@ -50,7 +50,7 @@ def main() -> None:
     manifest = clock("read the live manifest", store.live_manifest, index_dir)
     record = manifest["query_model"]
     folder = index_dir / record["path"]
-    path = clock("sha256 of model.onnx", onnx_embed.verified_model, folder, record["sha256"])
+    path = clock("sha256 of the exported model files", onnx_embed.verified_model, folder, record["files"])
     session = clock("onnxruntime session", onnx_embed.make_session, path)
     encoder = clock("tokenizer + encoder", lambda: onnx_embed.OnnxEncoder(folder, record, session=session))
 

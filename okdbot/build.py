@@ -221,11 +221,13 @@ def _reusable_export(folder, model_id: str) -> dict | None:
         record = read_export(folder)
         if record.get("model") != model_id:
             return None
-        verified_model(folder, record["sha256"])
+        verified_model(folder, record["files"])
         return record
-    except (OkdbotError, KeyError) as exc:
+    except OkdbotError as exc:
         log.warning("re-exporting the query model: %s", exc)
-        return None
+    except KeyError:
+        log.warning("re-exporting the query model: %s holds an export of an older okdbot", folder)
+    return None
 
 
 def _embed(embedder: Embedder, chunks: list[Chunk], progress: bool) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Protocol
@@ -233,20 +234,41 @@ def export_onnx(embedder: SentenceTransformerEmbedder, folder: Path) -> dict:
     sample = tokenizer(["a short one", "a somewhat longer sentence, so that the batch is padded"],
                        padding=True, return_tensors="pt")  # padded: the attention-mask path gets traced
     axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "token_embeddings"]}
+    single = folder / "single.onnx"
     with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated but needs no extra package
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, but needs only `onnx`
         torch.onnx.export(TokenEmbeddings(transformer.auto_model.eval()).eval(), tuple(sample[n] for n in names),
-                          str(folder / onnx_embed.MODEL_FILE), input_names=names, output_names=["token_embeddings"],
+                          str(single), input_names=names, output_names=["token_embeddings"],
                           dynamic_axes=axes, opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False)
-    backend.save(str(folder / onnx_embed.TOKENIZER_FILE))
+    _split_weights(single, folder / onnx_embed.MODEL_FILE, onnx_embed.DATA_FILE)
+    backend.save(str(folder / onnx_embed.TOKENIZER_FILE), pretty=False)
     record = {
         "model": embedder.model_id, "dim": embedder.dim, "max_seq_length": embedder.max_tokens,
-        "pooling": mode, "do_lower_case": bool(getattr(transformer, "do_lower_case", False)),
-        "opset": ONNX_OPSET, "sha256": hashlib.sha256((folder / onnx_embed.MODEL_FILE).read_bytes()).hexdigest(),
+        "pooling": mode, "do_lower_case": bool(getattr(transformer, "do_lower_case", False)), "opset": ONNX_OPSET,
+        "files": {name: _file_sha256(folder / name) for name in (onnx_embed.MODEL_FILE, onnx_embed.DATA_FILE)},
     }
     record["parity_min_cosine"] = _parity(embedder, onnx_embed.OnnxEncoder(folder, record))
     (folder / onnx_embed.EXPORT_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return record
+
+
+def _split_weights(single: Path, graph: Path, data_name: str) -> None:
+    """Rewrite a one-file ONNX model as graph + one weights file beside it."""
+    import onnx
+
+    model = onnx.load(str(single))
+    onnx.save_model(model, str(graph), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=data_name, size_threshold=1024)
+    single.unlink()
+    shutil.copymode(graph, graph.parent / data_name)  # onnx creates it private to its owner
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _parity(embedder: SentenceTransformerEmbedder, encoder) -> float:

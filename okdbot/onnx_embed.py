@@ -1,16 +1,18 @@
 """Query embeddings without torch: the only module that imports onnxruntime.
 
 The index build exports the sentence-transformers model's encoder to ONNX
-once per model (see `embed.export_onnx`) into a folder holding `model.onnx`,
-the model's own `tokenizer.json` and `export.json` (how to tokenize, pool and
-normalise). `OnnxEncoder` reproduces `SentenceTransformer.encode(...,
+once per model (see `embed.export_onnx`) into a folder holding the graph
+(`model.onnx`), its weights (`model.onnx.data`: onnxruntime maps them from
+the file, so a session starts in about half the time and memory), the model's
+own `tokenizer.json` and `export.json` (how to tokenize, pool and normalise).
+`OnnxEncoder` reproduces `SentenceTransformer.encode(...,
 normalize_embeddings=True)` from that folder with onnxruntime + tokenizers:
 same token ids (truncated at the model's max_seq_length, padded to the longest
 text of a batch), same pooling, L2-normalised float32 rows.
 
-The model file is checked against the sha256 recorded at export before it is
-used (about 0.1 s for 90 MB here, on the thread that also builds the session);
-a mismatch raises ModelError, so a damaged file never gives wrong vectors silently.
+Every file is checked against the sha256 recorded at export before it is used
+(about 0.1 s for 90 MB here, on the thread that also builds the session); a
+mismatch raises ModelError, so a damaged file never gives wrong vectors silently.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from .errors import ModelError
 
 log = logging.getLogger("okdbot")
 
-MODEL_FILE = "model.onnx"
+MODEL_FILE = "model.onnx"  # the graph ...
+DATA_FILE = "model.onnx.data"  # ... and its weights, which onnxruntime maps from the file instead of copying
 TOKENIZER_FILE = "tokenizer.json"
 EXPORT_FILE = "export.json"
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens")
@@ -40,21 +43,19 @@ def read_export(folder: Path) -> dict:
         raise ModelError(f"the exported query model in {folder} is unreadable ({type(exc).__name__})") from None
 
 
-def verified_model(folder: Path, sha256: str) -> Path:
-    """`folder/model.onnx` if its sha256 is `sha256`; ModelError otherwise.
-    (Hashed in blocks and then loaded from the path: holding the file's bytes
-    while onnxruntime builds its session would add about 120 MB to the peak.)"""
-    path = folder / MODEL_FILE
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise ModelError(f"the exported query model {path} cannot be read ({exc.strerror})") from None
-    if digest.hexdigest() != sha256:
-        raise ModelError(f"the exported query model {path} is damaged (checksum mismatch)")
-    return path
+def verified_model(folder: Path, files: dict[str, str]) -> Path:
+    """`folder/model.onnx` if every file of the export has its recorded sha256; ModelError otherwise."""
+    for name, expected in files.items():
+        digest = hashlib.sha256()
+        try:
+            with open(folder / name, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise ModelError(f"the exported query model file {folder / name} cannot be read ({exc.strerror})") from None
+        if digest.hexdigest() != expected:
+            raise ModelError(f"the exported query model file {folder / name} is damaged (checksum mismatch)")
+    return folder / MODEL_FILE
 
 
 def make_session(model: Path, threads: int = 1):
@@ -103,7 +104,7 @@ class OnnxEncoder:
         try:
             self.tokenizer = load_tokenizer(folder, self.max_seq_length)
             if session is None:
-                session = make_session(verified_model(folder, record["sha256"]), threads)
+                session = make_session(verified_model(folder, record["files"]), threads)
         except (ModelError, ImportError):
             raise
         except Exception as exc:  # tokenizers and onnxruntime raise their own types

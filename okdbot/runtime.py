@@ -102,10 +102,10 @@ def build(settings: Settings, full: bool = False, progress: bool | None = None):
 def load_retriever(settings: Settings, build_if_missing: bool = False, questions: list[str] | None = None):
     """Open the live index and load the query-side models, overlapping the loads.
 
-    The query encoder is made in a thread (onnxruntime builds its session
-    without the GIL) while this thread opens the index (faiss reads without
-    it). The Korean analyser holds the GIL for the second or two it loads,
-    so no thread overlaps it: when the `questions` are known (a CLI
+    The query encoder is made in a thread, started first (onnxruntime checks
+    and maps its model without the GIL) while this thread imports the rest and
+    opens the index. The Korean analyser holds the GIL for the second or two
+    it loads, so no thread overlaps it: when the `questions` are known (a CLI
     question), Hangul ones are analysed in a child process meanwhile, and
     questions without Hangul never load it; otherwise (stdin batches, the
     bot) it loads in a thread here.
@@ -117,24 +117,34 @@ def load_retriever(settings: Settings, build_if_missing: bool = False, questions
     analyzer = Analyzer()
     if questions is not None:
         analyzer.prefetch(questions)  # forks: before this process starts any thread
-    from .retrieve import Retriever
-    from .store import live_manifest, open_index
+    with ThreadPoolExecutor(2) as pool:
+        encoding = pool.submit(_live_encoder, settings)
+        kiwi = pool.submit(analyzer.load) if questions is None else None
+        from .retrieve import Retriever
+        from .store import open_index
+
+        try:
+            reader = open_index(settings.index_dir)
+        except IndexMissing:
+            if not (build_if_missing and settings.sources):
+                raise
+            log.info("no index in %s yet: building it first", settings.index_dir)
+            build(settings)
+            reader = open_index(settings.index_dir)
+        manifest, encoder = encoding.result()
+        if kiwi is not None:
+            kiwi.result()
+    if manifest is None or reader.manifest.get("query_model") != manifest.get("query_model"):
+        encoder = make_query_encoder(settings, reader.manifest)  # built just now, or a build published meanwhile
+    return Retriever(settings.index_dir, settings.retrieval, encoder, analyzer, reader=reader)
+
+
+def _live_encoder(settings: Settings):
+    """(manifest, query encoder) of the live generation; (None, None) when there is no index."""
+    from .store import live_manifest
 
     try:
         manifest = live_manifest(settings.index_dir)
     except IndexMissing:
-        if not (build_if_missing and settings.sources):
-            raise
-        log.info("no index in %s yet: building it first", settings.index_dir)
-        build(settings)
-        manifest = live_manifest(settings.index_dir)
-    with ThreadPoolExecutor(2) as pool:
-        encoder = pool.submit(make_query_encoder, settings, manifest)
-        kiwi = pool.submit(analyzer.load) if questions is None else None
-        reader = open_index(settings.index_dir)
-        encoder = encoder.result()
-        if kiwi is not None:
-            kiwi.result()
-    if reader.manifest.get("query_model") != manifest.get("query_model"):  # a build published meanwhile
-        encoder = make_query_encoder(settings, reader.manifest)
-    return Retriever(settings.index_dir, settings.retrieval, encoder, analyzer, reader=reader)
+        return None, None
+    return manifest, make_query_encoder(settings, manifest)

@@ -15,7 +15,7 @@ import pytest
 from okdbot.build import build_index
 from okdbot.chunk import chunk_note
 from okdbot.config import load_settings
-from okdbot.onnx_embed import MODEL_FILE, OnnxEncoder
+from okdbot.onnx_embed import DATA_FILE, MODEL_FILE, OnnxEncoder
 from okdbot.retrieve import Retriever
 from okdbot.runtime import make_query_encoder, query_path
 from okdbot.store import live_manifest
@@ -122,19 +122,19 @@ def copied_index(bundled_index, tmp_path):
     return tmp_path / "ws"
 
 
-def _model_file(index_dir):
-    return index_dir / live_manifest(index_dir)["query_model"]["path"] / MODEL_FILE
+def _model_file(index_dir, name=MODEL_FILE):
+    return index_dir / live_manifest(index_dir)["query_model"]["path"] / name
 
 
 @pytest.mark.parametrize("damage", ["flip a byte", "delete"])
 def test_a_damaged_export_falls_back_to_sentence_transformers_with_a_warning(copied_index, damage):
-    model_file = _model_file(copied_index / "index")
     if damage == "delete":
-        model_file.unlink()
+        _model_file(copied_index / "index").unlink()
     else:
-        data = bytearray(model_file.read_bytes())
-        data[len(data) // 2] ^= 0xFF  # inside the weights: onnxruntime would load it and answer wrongly
-        model_file.write_bytes(bytes(data))
+        weights = _model_file(copied_index / "index", DATA_FILE)
+        data = bytearray(weights.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # onnxruntime would load this and answer wrongly
+        weights.write_bytes(bytes(data))
     settings = settings_for(copied_index)
     assert query_path(settings).startswith("sentence-transformers: ")
     proc = run_cli("query", "--json", "Skopeo가 뭐야?", cwd=copied_index)
