@@ -94,9 +94,12 @@ class Analyzer:
         """Start analysing the Hangul `texts` in a forked child process, so that
         loading Kiwi runs on another core while this process loads the rest.
         `tokens` of these texts then waits for the child; any other Hangul
-        text still loads Kiwi here. True when a child was started."""
+        text still loads Kiwi here. Only a process without threads forks.
+        True when a child was started."""
         texts = [t for t in dict.fromkeys(texts) if has_hangul(t)]
-        if not texts or self._kiwi is not None or self._child is not None or not hasattr(os, "fork"):
+        if not texts or self._kiwi is not None or self._child is not None:
+            return False
+        if not hasattr(os, "fork") or threading.active_count() > 1:  # forking a threaded process is unsafe
             return False
         read_end, write_end = os.pipe()
         try:

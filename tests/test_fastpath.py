@@ -97,13 +97,14 @@ SYS_MODULES = textwrap.dedent("""
     import json, sys
     from okdbot.cli import main
     code = main(["query", "--index", sys.argv[1], "--json", sys.argv[2]])
-    heavy = ["torch", "transformers", "sentence_transformers", "bm25s", "scipy"]
+    heavy = ["torch", "transformers", "sentence_transformers", "bm25s", "scipy", "kiwipiepy"]
     print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
 """)
 
 
-@pytest.mark.parametrize("question", ["What is Tekton?", "컨테이너 이미지를 저장소 간에 복사하는 도구는?"])
+@pytest.mark.parametrize("question", ["What is Tekton?", "  컨테이너 이미지를 저장소 간에 복사하는 도구는? "])
 def test_a_query_process_never_imports_torch(bundled_index, question, tmp_path):
+    """Nor Kiwi: a Hangul question is analysed in a child process, an English one not at all."""
     script = tmp_path / "query.py"
     script.write_text(SYS_MODULES, encoding="utf-8")
     proc = subprocess.run([sys.executable, str(script), str(bundled_index.index_dir), question],
