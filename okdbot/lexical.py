@@ -168,7 +168,10 @@ class Analyzer:
             self._child = None
             with os.fdopen(read_end, "rb") as pipe:
                 payload = pipe.read()
-            _, status = os.waitpid(pid, 0)
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): judge by what it wrote
+                status = 0
             try:
                 if status != 0:
                     raise ValueError(f"exit status {status}")

@@ -192,3 +192,36 @@ def _env():
     for key in ("OKDBOT_CONFIG", "OKDBOT_INDEX", "OKDBOT_BACKEND"):
         env.pop(key, None)
     return env
+
+
+PREFETCH = textwrap.dedent("""
+    import json, os, sys
+    from okdbot import lexical
+    question, break_child = sys.argv[1], sys.argv[2] == "broken"
+    parent, real = os.getpid(), lexical._new_kiwi
+
+    def new_kiwi():
+        if break_child and os.getpid() != parent:
+            raise RuntimeError("no Kiwi in the child")
+        return real()
+
+    lexical._new_kiwi = new_kiwi
+    analyzer = lexical.Analyzer()
+    started = analyzer.prefetch([question])
+    tokens = analyzer.tokens(question)
+    print(json.dumps({"started": started, "tokens": tokens, "loaded_here": analyzer._kiwi is not None,
+                      "reference": lexical.Analyzer().load().tokens(question)}, ensure_ascii=False))
+""")
+
+
+@pytest.mark.parametrize("child", ["works", "broken"])
+def test_a_prefetched_question_gets_the_tokens_kiwi_gives_in_process(child, tmp_path):
+    script = tmp_path / "prefetch.py"
+    script.write_text(PREFETCH, encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script), "컨테이너 이미지를 저장소 간에 복사하는 도구는?", child],
+                          capture_output=True, text=True, timeout=300, env={**_env(), "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["started"] and out["tokens"] == out["reference"] and "저장소" in out["tokens"]
+    assert out["loaded_here"] == (child == "broken")
+    assert ("Korean analyser process failed" in proc.stderr) == (child == "broken")
