@@ -127,10 +127,10 @@ class Retriever:
         k = k or self.settings.k
         korean = is_korean(question)
         n = len(reader.chunks)
+        dense = self._dense(reader, question, n)  # first: a cold CLI's Korean analyser may still be loading
         concepts = self.analyzer.concepts(question)
         bm25, coverage = reader.lexical.score(concepts) if concepts else (np.zeros(n), np.zeros(n))
         lexical = bm25 / bm25.max() if bm25.max() > 0 else bm25
-        dense = self._dense(reader, question, n)
         heading = self._heading_coverage(reader, concepts)
         s = self.settings
         w_dense = s.dense_weight_korean if korean else s.dense_weight
