@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,14 +24,18 @@ import numpy as np
 from .chunk import CHUNKER_VERSION, Chunk, chunk_note
 from .config import Settings
 from .embed import Embedder, model_signature
-from .errors import IndexCorrupt
+from .errors import IndexCorrupt, OkdbotError
 from .ingest import read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
-from .store import (WINDOWS, GenerationWriter, build_lock, current_generation,
-                    stored_heading_tokens, stored_keys,
+from .store import (MODELS, WINDOWS, GenerationWriter, build_lock, current_generation, publish_model,
+                    stored_heading_tokens, stored_keys, stored_line_tokens,
                     stored_tokens, stored_vectors)
 
 log = logging.getLogger("okdbot")
+
+# fingerprint → the model folder this process last exported or verified, so
+# that building several indexes of one model (a bot, the tests) exports once
+_EXPORTED: dict[str, Path] = {}
 
 
 @dataclass
@@ -88,11 +95,15 @@ def build_index(
         if missing:
             tokens.update(zip((c.hash for c in missing), analyzer.tokens_many([c.embed_text for c in missing])))
 
+        line_tokens = _line_tokens(notes, stored_line_tokens(reusable["path"]) if reusable and not retokenize else {},
+                                   analyzer)
+        query_model = _query_model(settings, embedder, make_embedder)
         dim = embedder.dim if embedder else reusable["manifest"]["dim"]
         max_tokens = embedder.max_tokens if embedder else reusable["manifest"]["max_tokens"]
         writer = GenerationWriter(index_dir)
         try:
             writer.add_notes([(n.source.name, n.path, n.text) for n in notes])
+            writer.add_line_tokens(line_tokens)
             _write(writer, chunks, vectors, tokens, dim, settings, analyzer,
                    stored_heading_tokens(reusable["path"]) if reusable and not retokenize else {})
             embedded_hashes = {c.hash for c in todo}
@@ -115,6 +126,8 @@ def build_index(
                 "hnsw_ef_search": settings.retrieval.hnsw_ef_search,
                 "counts": {"files": len(notes), "chunks": len(chunks)},
             }
+            if query_model:
+                manifest["query_model"] = query_model
             report.generation = writer.publish(manifest)
         except BaseException:
             writer.abandon()
@@ -147,6 +160,78 @@ def rebuild_reason(manifest: dict, signature: dict) -> str:
     if manifest.get("chunker_version") != CHUNKER_VERSION:
         return f"the chunker changed (version {manifest.get('chunker_version')} → {CHUNKER_VERSION})"
     return ""
+
+
+def _line_tokens(notes, known: dict[str, list[str]], analyzer: Analyzer) -> dict[str, list[str]]:
+    """Tokens of every distinct non-blank note line (reused by text from the
+    previous generation), so a query marks the relevant lines of a quote
+    without analysing them."""
+    lines = {line for note in notes for line in note.text.split("\n") if line.strip()}
+    missing = [line for line in lines if line not in known]
+    found = dict(zip(missing, analyzer.tokens_many(missing)))
+    return {line: known[line] if line in known else found[line] for line in lines}
+
+
+def _query_model(settings: Settings, embedder: Embedder | None, make_embedder: Callable[[], Embedder]) -> dict | None:
+    """The manifest entry of the torch-free query encoder: the model exported
+    to ONNX once per model (index/models/<model>-<fingerprint>/) and reused
+    while its file verifies. None when it cannot be had; queries then use
+    sentence-transformers."""
+    from .embed import SentenceTransformerEmbedder, export_onnx, model_fingerprint
+
+    if embedder is not None and not isinstance(embedder, SentenceTransformerEmbedder):
+        return None  # a stand-in embedder (tests) has nothing to export
+    try:
+        fingerprint = model_fingerprint(settings.model)
+        if fingerprint is None:
+            log.info("fast queries need the model in a local folder; queries will use sentence-transformers")
+            return None
+        model_id = model_signature(settings.model)["model"]
+        name = f"{re.sub(r'[^A-Za-z0-9.]+', '-', model_id).strip('-')}-{fingerprint[:12]}"
+        folder = settings.index_dir / MODELS / name
+        record = _reusable_export(folder, model_id)
+        done = _EXPORTED.get(fingerprint)
+        if record is None and done and done != folder and _reusable_export(done, model_id):
+            record = publish_model(settings.index_dir, name, lambda tmp: _copy_export(done, tmp))
+        elif record is None:
+            embedder = embedder or make_embedder()
+            if not isinstance(embedder, SentenceTransformerEmbedder):
+                return None
+            record = publish_model(settings.index_dir, name, lambda tmp: export_onnx(embedder, tmp))
+            log.info("exported the query model to %s for fast queries", folder)
+        _EXPORTED[fingerprint] = folder
+        return {**record, "path": f"{MODELS}/{name}", "fingerprint": fingerprint}
+    except Exception as exc:  # the exporter raises many types; the index is fine without it
+        log.warning("could not export the query model (%s: %s); queries will use sentence-transformers",
+                    type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        return None
+
+
+def _copy_export(source, target) -> dict:
+    """Another index's export of the same model, copied (not linked: damage to one must not spread)."""
+    from .onnx_embed import read_export
+
+    shutil.copytree(source, target)
+    return read_export(target)
+
+
+def _reusable_export(folder, model_id: str) -> dict | None:
+    """The export record of `folder` if it is complete, for `model_id`, and its model file verifies."""
+    from .onnx_embed import read_export, verified_model
+
+    if not folder.is_dir():
+        return None
+    try:
+        record = read_export(folder)
+        if record.get("model") != model_id:
+            return None
+        verified_model(folder, record["files"])
+        return record
+    except OkdbotError as exc:
+        log.warning("re-exporting the query model: %s", exc)
+    except KeyError:
+        log.warning("re-exporting the query model: %s holds an export of an older okdbot", folder)
+    return None
 
 
 def _embed(embedder: Embedder, chunks: list[Chunk], progress: bool) -> dict:

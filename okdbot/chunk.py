@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+if TYPE_CHECKING:  # markdown-it loads only when notes are chunked, not when a question is answered
+    from markdown_it.token import Token
 
 CHUNKER_VERSION = "1"
 
@@ -25,7 +27,13 @@ _IMAGE_ONLY = re.compile(
     re.IGNORECASE,
 )
 _TAG = re.compile(r"<[^>]+>")
-_MD = MarkdownIt("commonmark").enable("table")
+
+
+@cache
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table")
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ def is_image_only(line: str) -> bool:
 def chunk_note(source: str, file: str, text: str) -> list[Chunk]:
     """Split one note into chunks. `text` uses "\\n" line endings."""
     lines = text.split("\n")
-    tokens = _MD.parse(_blank_front_matter(lines))
+    tokens = _markdown().parse(_blank_front_matter(lines))
     root = file.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     headings: list[tuple[int, str]] = []
     ordinals: dict[str, int] = {}

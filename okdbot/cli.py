@@ -206,17 +206,18 @@ def cmd_health(args) -> int:
 
 
 def cmd_query(args) -> int:
-    from .answer import answer_log_line, to_json, to_text
     from .errors import BadQuestion
-    from .retrieve import check_question
+    from .question import check_question
     from .runtime import load_retriever
 
     settings = _settings(args)
     if args.question is not None:
-        check_question(args.question)  # fail fast, before loading any model
+        checked = check_question(args.question)  # fail fast, before loading any model
     if args.k is not None and not 1 <= args.k <= 50:
         raise BadQuestion("-k must be between 1 and 50")
-    retriever = load_retriever(settings, build_if_missing=True)
+    retriever = load_retriever(settings, build_if_missing=True,
+                               questions=[checked] if args.question is not None else None)
+    from .answer import answer_log_line, to_json, to_text  # after load_retriever: it starts the Korean analyser first
     questions = [args.question] if args.question is not None else (line.rstrip("\n") for line in sys.stdin)
     failed = 0
     for question in questions:

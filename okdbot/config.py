@@ -179,6 +179,11 @@ def load_settings(
         settings = settings.with_index(Path(index).resolve())
     elif env.get("OKDBOT_INDEX"):
         settings = settings.with_index(Path(env["OKDBOT_INDEX"]).resolve())
+    if env.get("OKDBOT_BACKEND"):
+        backend = env["OKDBOT_BACKEND"].strip().lower()
+        if backend not in ("auto", "onnx", "torch"):
+            raise ConfigError("OKDBOT_BACKEND must be 'auto', 'onnx' or 'torch'")
+        settings = replace(settings, model=replace(settings.model, backend=backend))
     if env.get("OKDBOT_GUILD_ID"):
         try:
             guild = int(env["OKDBOT_GUILD_ID"])

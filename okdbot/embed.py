@@ -8,7 +8,11 @@ silently truncated from a vector.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -162,3 +166,114 @@ class WindowSplitter:
             return [window]
         half = max(1, len(window) // 2)
         return self._verify(window[:half]) + self._verify(window[half:])
+
+
+ONNX_OPSET = 17
+_EXPORTABLE_MODULES = ("Transformer", "Pooling", "Normalize")
+_PARITY_TEXTS = [
+    "컨테이너 이미지를 저장소 간에 복사하는 도구는?", "How do I scale a deployment in Kubernetes?",
+    "Skopeo : 컨테이너 이미지를 복사하고 검사하는 명령줄 도구", "", "FAISS 인덱스 rebuild 🎉",
+    "Day26 > 레드햇 OpenShift\n- Tekton : 쿠버네티스 CI/CD " * 40,  # longer than max_seq_length
+]
+PARITY_MIN_COSINE = 0.9999
+_FINGERPRINTS: dict[tuple, str] = {}  # (path, size, mtime) of every model file → their digest
+
+
+def model_fingerprint(settings: ModelSettings) -> str | None:
+    """sha256 over the files of the model's local folder (None when the model
+    is not a local folder): what an exported copy of the model depends on."""
+    location = Path(resolve_model(settings.name)[0])
+    if not location.is_dir():
+        return None
+    files = sorted(p for p in location.rglob("*") if p.is_file() and not p.name.startswith("."))
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    if stamp not in _FINGERPRINTS:
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(path.relative_to(location).as_posix().encode() + b"\0")
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        _FINGERPRINTS[stamp] = digest.hexdigest()
+    return _FINGERPRINTS[stamp]
+
+
+def export_onnx(embedder: SentenceTransformerEmbedder, folder: Path) -> dict:
+    """Write the embedder's encoder to `folder` as model.onnx + tokenizer.json +
+    export.json, for torch-free queries (okdbot.onnx_embed). Refuses models
+    it cannot reproduce exactly, and checks that the exported model gives the
+    same vectors as sentence-transformers (cosine >= PARITY_MIN_COSINE).
+    Returns the export record; raises ModelError when the model cannot be exported."""
+    import torch
+
+    from . import onnx_embed
+
+    st = embedder.model
+    kinds = [type(module).__name__ for module in st]
+    if kinds[:2] != ["Transformer", "Pooling"] or any(k not in _EXPORTABLE_MODULES for k in kinds):
+        raise ModelError(f"cannot export a model made of {kinds} for fast queries")
+    transformer, pooling = st[0], st[1]
+    mode = pooling.pooling_mode
+    if mode not in onnx_embed.POOLING_MODES or not getattr(pooling, "include_prompt", True):
+        raise ModelError(f"cannot export pooling {mode!r} for fast queries")
+    tokenizer = transformer.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or getattr(tokenizer, "padding_side", "right") != "right":
+        raise ModelError("cannot export a model without a right-padding fast tokenizer for fast queries")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return self.model(**dict(zip(names, inputs)), return_dict=True).last_hidden_state
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sample = tokenizer(["a short one", "a somewhat longer sentence, so that the batch is padded"],
+                       padding=True, return_tensors="pt")  # padded: the attention-mask path gets traced
+    axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "token_embeddings"]}
+    single = folder / "single.onnx"
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, but needs only `onnx`
+        torch.onnx.export(TokenEmbeddings(transformer.auto_model.eval()).eval(), tuple(sample[n] for n in names),
+                          str(single), input_names=names, output_names=["token_embeddings"],
+                          dynamic_axes=axes, opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False)
+    _split_weights(single, folder / onnx_embed.MODEL_FILE, onnx_embed.DATA_FILE)
+    backend.save(str(folder / onnx_embed.TOKENIZER_FILE), pretty=False)
+    record = {
+        "model": embedder.model_id, "dim": embedder.dim, "max_seq_length": embedder.max_tokens,
+        "pooling": mode, "do_lower_case": bool(getattr(transformer, "do_lower_case", False)), "opset": ONNX_OPSET,
+        "files": {name: _file_sha256(folder / name) for name in (onnx_embed.MODEL_FILE, onnx_embed.DATA_FILE)},
+    }
+    record["parity_min_cosine"] = _parity(embedder, onnx_embed.OnnxEncoder(folder, record))
+    (folder / onnx_embed.EXPORT_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return record
+
+
+def _split_weights(single: Path, graph: Path, data_name: str) -> None:
+    """Rewrite a one-file ONNX model as graph + one weights file beside it."""
+    import onnx
+
+    model = onnx.load(str(single))
+    onnx.save_model(model, str(graph), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=data_name, size_threshold=1024)
+    single.unlink()
+    shutil.copymode(graph, graph.parent / data_name)  # onnx creates it private to its owner
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parity(embedder: SentenceTransformerEmbedder, encoder) -> float:
+    reference = embedder._encode(_PARITY_TEXTS, "")
+    cosine = float((reference * encoder.encode(_PARITY_TEXTS)).sum(axis=1).min())
+    if cosine < PARITY_MIN_COSINE:
+        raise ModelError(f"the exported model disagrees with sentence-transformers (cosine {cosine:.6f})")
+    return round(cosine, 8)

@@ -13,21 +13,31 @@ best alternative; its *coverage* is the IDF-weighted share of the question's
 concepts it holds, an absolute 0..1 confidence that does not depend on the
 other documents. A concept's IDF is computed from the documents holding any
 of its alternatives.
+
+numpy is imported where LexicalIndex needs it, not with the module: a CLI
+question with Hangul starts its analyser process (see Analyzer.prefetch)
+before the query process has imported anything heavy.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import re
 import threading
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import ConfigError
 from .lexicon import NOUNS
 from .synonyms import SynonymGroup
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger("okdbot")
 
 LEXICAL_VERSION = "3"
 FUZZY_MIN_LENGTH = 6  # shorter unknown terms are too easily one edit from another word
@@ -56,6 +66,7 @@ _EN_STOP = {
     "from", "between", "over", "via", "onto", "up", "out", "without", "way", "different", "other",
     "work", "works",
 }
+_PLAIN_BM25 = {"lucene", "robertson", "atire"}  # methods whose scores need no extra array
 _TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.+/][A-Za-z0-9]+)*|\d+(?:\.\d+)*")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
@@ -69,30 +80,82 @@ def concept_in(concept: Concept, tokens: set[str] | frozenset[str]) -> bool:
     return any(all(t in tokens for t in alternative) for alternative in concept)
 
 
-class Analyzer:
-    """Text → index tokens. Kiwi is loaded lazily, once, and only for Hangul text."""
+def _new_kiwi():
+    """Kiwi as the index uses it: no typo or multi-word dictionaries, plus okdbot's IT loanwords."""
+    from kiwipiepy import Kiwi
 
-    def __init__(self, synonyms: Sequence[SynonymGroup] = ()):
+    kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
+    for word in NOUNS:
+        kiwi.add_user_word(word, "NNG", 0)
+    return kiwi
+
+
+def _content_forms(morphs) -> list[str]:
+    """Content morphemes of a Kiwi analysis (particles, endings, stopwords dropped)."""
+    return [m.form for m in morphs if m.tag.split("-")[0] in _KEEP_TAGS and m.form not in _KO_STOP]
+
+
+class Analyzer:
+    """Text → index tokens. Kiwi is loaded lazily, once, and only for Hangul text.
+
+    Loading Kiwi takes about 2 s of CPU on a small machine and holds the GIL
+    throughout, so a thread cannot overlap it with other loading; `prefetch`
+    analyses known texts (a CLI question) in a forked child process instead."""
+
+    def __init__(self, synonyms: Sequence[SynonymGroup] = (), cache: Path | None = None):
+        """`cache`: a JSON file remembering how synonym terms were analysed, so a
+        query process need not load Kiwi just to analyse the synonyms file."""
         self._kiwi = None
+        self._cache = cache
         self._lock = threading.Lock()
         self._stemmer = None
         self._groups = tuple(synonyms)
         self._phrases: dict[tuple[str, ...], Concept] | None = None
         self._longest = 1
+        self._child: tuple[int, int] | None = None  # (pid, read end of its pipe)
+        self._prefetched: dict[str, list[str]] = {}
 
     def load(self) -> "Analyzer":
-        """Construct the Korean analyser now (it takes about a second) and
+        """Construct the Korean analyser now (it takes a second or two) and
         analyse the synonyms (ConfigError naming the line of an unusable term)."""
         with self._lock:
             if self._kiwi is None:
-                from kiwipiepy import Kiwi
-
-                kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
-                for word in NOUNS:
-                    kiwi.add_user_word(word, "NNG", 0)
-                self._kiwi = kiwi
+                self._kiwi = _new_kiwi()
         self._synonym_table()
         return self
+
+    def prefetch(self, texts: list[str]) -> bool:
+        """Start analysing the Hangul `texts` in a forked child process, so that
+        loading Kiwi runs on another core while this process loads the rest.
+        `tokens` of these texts then waits for the child; any other Hangul
+        text still loads Kiwi here. Only a process without threads forks.
+        True when a child was started."""
+        texts = [t for t in dict.fromkeys(texts) if has_hangul(t)]
+        if not texts or self._kiwi is not None or self._child is not None:
+            return False
+        if not hasattr(os, "fork") or threading.active_count() > 1:  # forking a threaded process is unsafe
+            return False
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return False
+        if pid == 0:  # the child: analyse, write JSON, leave without any cleanup of the parent's state
+            status = 1
+            try:
+                os.close(read_end)
+                kiwi = _new_kiwi()
+                payload = {t: _content_forms(kiwi.tokenize(t)) for t in texts}
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(json.dumps(payload, ensure_ascii=False).encode())
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        self._child = (pid, read_end)
+        return True
 
     def tokens(self, text: str) -> list[str]:
         return self._english(text) + self._korean(text)
@@ -121,24 +184,52 @@ class Analyzer:
             i += n
         return list(out)
 
+    def warm_synonyms(self) -> None:
+        """Analyse the synonyms file now (and remember it in the cache)."""
+        self._synonym_table()
+
     def _synonym_table(self) -> dict[tuple[str, ...], Concept]:
         """term tokens → all alternatives of the groups holding that term."""
         if self._phrases is not None:
             return self._phrases
         table: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+        known = self._read_term_cache()
+        analysed: dict[str, list[str]] = {}
         for group in self._groups:
             phrases = []
             for term in group.terms:
-                tokens = tuple(dict.fromkeys(self.tokens(term)))
+                analysed[term] = known[term] if term in known else self.tokens(term)
+                tokens = tuple(dict.fromkeys(analysed[term]))
                 if not tokens:
                     raise ConfigError(f"{group.where}: the synonym '{term}' has no searchable word "
                                       "(only stop words or particles); remove it from the group")
                 phrases.append(tokens)
             for phrase in phrases:
                 table.setdefault(phrase, set()).update(phrases)
+        if analysed.keys() - known.keys():
+            self._write_term_cache(analysed)
         self._longest = max((len(p) for p in table), default=1)
         self._phrases = {phrase: frozenset(alternatives) for phrase, alternatives in table.items()}
         return self._phrases
+
+    def _read_term_cache(self) -> dict[str, list[str]]:
+        try:
+            data = json.loads(self._cache.read_text(encoding="utf-8")) if self._cache else {}
+        except (OSError, ValueError):
+            return {}
+        return data.get("terms", {}) if data.get("version") == LEXICAL_VERSION else {}
+
+    def _write_term_cache(self, analysed: dict[str, list[str]]) -> None:
+        """Best effort (a read-only index folder just means analysing again next time)."""
+        if self._cache is None:
+            return
+        tmp = self._cache.with_name(f".{self._cache.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps({"version": LEXICAL_VERSION, "terms": analysed}, ensure_ascii=False),
+                           encoding="utf-8")
+            os.replace(tmp, self._cache)
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
     def _english(self, text: str) -> list[str]:
         out = []
@@ -153,12 +244,34 @@ class Analyzer:
     def _korean(self, text: str) -> list[str]:
         if not has_hangul(text):
             return []
+        if self._child is not None:
+            self._collect()
+        if text in self._prefetched:
+            return list(self._prefetched[text])
         if self._kiwi is None:
             self.load()
         with self._lock:
-            morphs = self._kiwi.tokenize(text)
-        return [m.form for m in morphs
-                if m.tag.split("-")[0] in _KEEP_TAGS and m.form not in _KO_STOP]
+            return _content_forms(self._kiwi.tokenize(text))
+
+    def _collect(self) -> None:
+        """Wait for the prefetch child and keep its results (none if it failed)."""
+        with self._lock:
+            if self._child is None:
+                return
+            pid, read_end = self._child
+            self._child = None
+            with os.fdopen(read_end, "rb") as pipe:
+                payload = pipe.read()
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): judge by what it wrote
+                status = 0
+            try:
+                if status != 0:
+                    raise ValueError(f"exit status {status}")
+                self._prefetched.update(json.loads(payload))
+            except ValueError as exc:
+                log.warning("the Korean analyser process failed (%s): loading it here", exc)
 
     def _stem(self, word: str) -> str:
         if self._stemmer is None:
@@ -169,14 +282,18 @@ class Analyzer:
 
 
 class LexicalIndex:
-    """BM25 over pre-tokenised documents, with concept-level scoring."""
+    """BM25 over pre-tokenised documents, with concept-level scoring.
 
-    def __init__(self, bm25):
+    Built and saved with bm25s; loaded straight from the saved numpy arrays
+    and JSON vocabulary, so answering a question never imports bm25s (nor
+    the scipy it pulls in)."""
+
+    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, num_docs: int,
+                 vocab: dict[str, int], bm25=None):
+        self._data, self._indices, self._indptr = data, indices, indptr
+        self.num_docs = int(num_docs)
+        self._vocab = vocab
         self._bm25 = bm25
-        scores = bm25.scores
-        self._data, self._indices, self._indptr = scores["data"], scores["indices"], scores["indptr"]
-        self.num_docs = int(scores["num_docs"])
-        self._vocab: dict[str, int] = bm25.vocab_dict
         self._by_length: dict[int, list[str]] | None = None
 
     @classmethod
@@ -185,16 +302,24 @@ class LexicalIndex:
 
         bm25 = bm25s.BM25()
         bm25.index([tokens or [""] for tokens in token_lists], show_progress=False)
-        return cls(bm25)
+        scores = bm25.scores
+        return cls(scores["data"], scores["indices"], scores["indptr"], scores["num_docs"], bm25.vocab_dict, bm25)
 
     def save(self, folder: Path) -> None:
         self._bm25.save(str(folder))
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
-        import bm25s
+        """Read what `save` wrote (bm25s's file layout; no pickle)."""
+        import numpy as np
 
-        return cls(bm25s.BM25.load(str(folder), mmap=False, load_corpus=False))
+        params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+        data, indices, indptr = (np.load(folder / f"{name}.csc.index.npy", allow_pickle=False)
+                                 for name in ("data", "indices", "indptr"))
+        if params.get("method", "lucene") not in _PLAIN_BM25 or len(indptr) < len(vocab):  # bm25s's "" has no column
+            raise ValueError(f"unexpected bm25s index ({params.get('method')}, {len(indptr)} pointers)")
+        return cls(data, indices, indptr, params["num_docs"], vocab)
 
     def idf(self, token: str) -> float:
         """BM25 idf; a token the notes never use gets the highest idf."""
@@ -203,6 +328,8 @@ class LexicalIndex:
 
     def token_scores(self, token: str) -> np.ndarray:
         """BM25 contribution of one token to every document."""
+        import numpy as np
+
         out = np.zeros(self.num_docs, dtype=np.float32)
         tid = self._vocab.get(token)
         if tid is not None:
@@ -237,6 +364,8 @@ class LexicalIndex:
 
     def phrase_scores(self, phrase: tuple[str, ...]) -> np.ndarray:
         """BM25 of a phrase: the mean of its tokens' scores where all of them occur, else 0."""
+        import numpy as np
+
         if len(phrase) == 1:
             return self.token_scores(phrase[0])
         parts = np.vstack([self.token_scores(t) for t in phrase])
@@ -244,6 +373,8 @@ class LexicalIndex:
 
     def score(self, concepts: list[Concept]) -> tuple[np.ndarray, np.ndarray]:
         """(bm25, coverage) for every document."""
+        import numpy as np
+
         bm25 = np.zeros(self.num_docs, dtype=np.float32)
         covered = np.zeros(self.num_docs, dtype=np.float32)
         total = 0.0

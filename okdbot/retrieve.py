@@ -22,13 +22,13 @@ import numpy as np
 
 from .config import RetrievalSettings, Source
 from .chunk import is_image_only
-from .errors import BadQuestion, IndexMismatch, OkdbotError
+from .errors import IndexMismatch, OkdbotError
 from .lexical import Analyzer, concept_in
+from .question import MAX_QUESTION_CHARS, check_question  # noqa: F401 (part of this module's interface)
 from .store import ChunkRecord, IndexReader, current_generation, open_index
 
 log = logging.getLogger("okdbot")
 
-MAX_QUESTION_CHARS = 1000
 DENSE_CANDIDATES = 200
 _LATIN = re.compile(r"[A-Za-z]")
 _LEAD = re.compile(r"^(?:\*\*[^*].*\*\*|__[^_].*__)(?:\s*<br\s*/?>)?$|^.*[:：]$", re.IGNORECASE)
@@ -77,16 +77,6 @@ class Result:
     korean: bool = False
     generation: str = ""
     top_score: float = 0.0
-
-
-def check_question(question: str) -> str:
-    """The question, stripped; BadQuestion when empty or too long."""
-    text = (question or "").strip()
-    if not text:
-        raise BadQuestion("the question is empty; ask something, e.g. okdbot query \"Skopeo가 뭐야?\"")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise BadQuestion(f"the question is {len(text)} characters long; ask in at most {MAX_QUESTION_CHARS}")
-    return text
 
 
 def is_korean(text: str) -> bool:
@@ -140,12 +130,13 @@ class Retriever:
         k = k or self.settings.k
         korean = is_korean(question)
         n = len(reader.chunks)
+        s = self.settings
+        w_dense = s.dense_weight_korean if korean else s.dense_weight
+        # dense first: a cold CLI's Korean analyser may still be loading in its own process
+        dense = self._dense(reader, question, n) if w_dense > 0 else np.zeros(n, dtype=np.float32)
         concepts = reader.lexical.with_misspellings(self.analyzer.concepts(question))
         bm25, coverage = reader.lexical.score(concepts) if concepts else (np.zeros(n), np.zeros(n))
         lexical = bm25 / bm25.max() if bm25.max() > 0 else bm25
-        s = self.settings
-        w_dense = s.dense_weight_korean if korean else s.dense_weight
-        dense = self._dense(reader, question, n) if w_dense > 0 else np.zeros(n, dtype=np.float32)
         heading = self._heading_coverage(reader, concepts)
         fused = s.lexical_weight * (0.5 * lexical + 0.5 * coverage) + w_dense * dense + s.heading_boost * heading
         order = np.argsort(-fused, kind="stable")
@@ -175,10 +166,16 @@ class Retriever:
 
     def _heading_coverage(self, reader: IndexReader, concepts) -> np.ndarray:
         """Share of the question's terms found in each chunk's heading path."""
-        headings, tokens, row_heading = reader.headings
+        headings, _, row_heading = reader.headings
         if not concepts or not len(row_heading):
             return np.zeros(len(row_heading), dtype=np.float32)
-        per_heading = np.array([sum(1 for c in concepts if concept_in(c, set(t))) for t in tokens], dtype=np.float32)
+        postings = reader.heading_postings
+        per_heading = np.zeros(len(headings), dtype=np.float32)
+        for concept in concepts:
+            hits = [_common(postings, alternative) for alternative in concept]
+            hits = [h for h in hits if h is not None and len(h)]
+            if hits:
+                per_heading[np.unique(np.concatenate(hits))] += 1
         return per_heading[row_heading] / len(concepts)
 
     def _passages(self, reader, rows: list[int], fused, concepts, k: int) -> list[Passage]:
@@ -212,16 +209,20 @@ class Retriever:
         passages = []
         for score, group in groups[:k]:
             first, last = group[0], group[-1]
-            lines = [Line(first.start_line + i, text, self._holds_a_concept(text, concepts))
-                     for i, text in enumerate(reader.lines(first.source, first.file, first.start_line, last.end_line))]
+            texts = reader.lines(first.source, first.file, first.start_line, last.end_line)
+            known = reader.line_tokens(texts)
+            lines = [Line(first.start_line + i, text, self._holds_a_concept(text, concepts, known.get(text)))
+                     for i, text in enumerate(texts)]
             passages.append(Passage(
                 rank=len(passages) + 1, score=round(float(score), 4), source=first.source, file=first.file,
                 heading=first.heading, start_line=first.start_line, end_line=last.end_line,
                 url=sources[first.source].link_for(first.file, first.start_line, last.end_line), lines=lines))
         return passages
 
-    def _holds_a_concept(self, text: str, concepts) -> bool:
-        tokens = set(self.analyzer.tokens(text))
+    def _holds_a_concept(self, text: str, concepts, stored: list[str] | None) -> bool:
+        """Whether a quoted line holds one of the question's concepts (its tokens
+        stored at build time, else analysed now)."""
+        tokens = set(self.analyzer.tokens(text) if stored is None else stored)
         return any(concept_in(c, tokens) for c in concepts)
 
     def _suggestions(self, reader: IndexReader, rows) -> list[Suggestion]:
@@ -236,9 +237,8 @@ class Retriever:
                 break
         out = []
         for chunk in picked:
-            same = [c for c in reader.chunks if (c.source, c.file, c.heading) == (chunk.source, chunk.file, chunk.heading)]
-            out.append(Suggestion(chunk.heading, sources[chunk.source].link_for(
-                chunk.file, min(c.start_line for c in same), max(c.end_line for c in same))))
+            start, end = reader.section_spans[(chunk.source, chunk.file, chunk.heading)]
+            out.append(Suggestion(chunk.heading, sources[chunk.source].link_for(chunk.file, start, end)))
         return out
 
     def _check_model(self, reader: IndexReader) -> None:
@@ -256,6 +256,17 @@ def _is_lead(chunk: ChunkRecord) -> bool:
     """A one-line paragraph that introduces the next block: wholly bold, or ending with ":"."""
     text = chunk.text.strip()
     return "\n" not in text and bool(_LEAD.match(text))
+
+
+def _common(postings: dict[str, np.ndarray], phrase: tuple[str, ...]) -> np.ndarray | None:
+    """Numbers of the headings holding every token of `phrase` (None: none does)."""
+    lists = [postings.get(token) for token in phrase]
+    if any(found is None for found in lists):
+        return None
+    common = lists[0]
+    for other in lists[1:]:
+        common = np.intersect1d(common, other, assume_unique=True)
+    return common
 
 
 def _touching(reader: IndexReader, a: ChunkRecord, b: ChunkRecord) -> bool:

@@ -2,15 +2,22 @@
 
 The CLI and the Discord bot both get their Retriever and their index builds
 from here, so they answer the same way and load models the same way.
+
+Questions are embedded on one of two paths (`query_path` says which):
+  onnx                   the index's ONNX export of the model, run with
+                         onnxruntime + tokenizers: no torch, fast start, less memory
+  sentence-transformers  the model itself (torch): when model.backend is
+                         "torch", or the export is missing, damaged or cannot run
 """
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from .config import Settings
-from .errors import IndexMissing
+from .errors import IndexMismatch, IndexMissing, ModelError, OkdbotError
 
 log = logging.getLogger("okdbot")
 
@@ -22,16 +29,80 @@ def make_embedder(settings: Settings):
     return SentenceTransformerEmbedder(settings.model)
 
 
-def make_query_encoder(settings: Settings):
-    """The encoder for questions."""
+def make_query_encoder(settings: Settings, manifest: dict | None = None):
+    """The encoder for questions: the fast (ONNX) one when possible, else sentence-transformers.
+
+    `manifest` is the live index generation's (read when not given)."""
+    encoder, reason = _fast_encoder(settings, manifest)
+    if encoder is not None:
+        log.debug("query path: onnx (%s)", encoder.folder)
+        return encoder
+    log.debug("query path: sentence-transformers (%s)", reason)
     return make_embedder(settings)
 
 
-def build(settings: Settings, full: bool = False, progress: bool | None = None):
-    """Build or update the index of settings.sources."""
-    from .build import build_index
+def query_path(settings: Settings) -> str:
+    """Which way questions are embedded, and why: "onnx: …" or
+    "sentence-transformers: …" (for `okdbot doctor`). Fully verifies the export."""
+    try:
+        encoder, reason = _fast_encoder(settings, None, quiet=True)
+    except OkdbotError as exc:
+        return f"none: {exc}"
+    if encoder is not None:
+        return f"onnx: {encoder.folder} (checksum verified)"
+    return f"sentence-transformers: {reason}"
 
-    return build_index(settings, lambda: make_embedder(settings), full=full, progress=progress)
+
+def _fast_encoder(settings: Settings, manifest: dict | None, quiet: bool = False):
+    """(OnnxEncoder, "") or (None, why not). Raises when model.backend is
+    "onnx" and the export cannot be used, or when the index is for another model."""
+    from .embed import model_signature
+    from .store import live_manifest
+
+    backend = settings.model.backend
+    if backend == "torch":
+        return None, "model.backend is torch"
+    if manifest is None:
+        try:
+            manifest = live_manifest(settings.index_dir)
+        except IndexMissing:
+            return None, "no index yet"
+    configured = model_signature(settings.model)["model"]
+    if manifest.get("model") != configured:
+        raise IndexMismatch(f"the index was built with model {manifest.get('model')} but queries use {configured}; "
+                            "run `okdbot index` to rebuild it for the configured model")
+    record = manifest.get("query_model")
+    if not record:
+        return _refuse(backend, "the index has no exported query model; run `okdbot index` to export it",
+                       logging.DEBUG if quiet else logging.INFO)
+    try:
+        from .onnx_embed import OnnxEncoder
+
+        return OnnxEncoder(settings.index_dir / record["path"], record, settings.model.query_prompt), ""
+    except ImportError as exc:
+        reason = f"onnxruntime or tokenizers is not installed ({exc.name})"
+    except (ModelError, KeyError) as exc:
+        reason = str(exc)
+    return _refuse(backend, reason, logging.DEBUG if quiet else logging.WARNING)
+
+
+def _refuse(backend: str, reason: str, level: int):
+    if backend == "onnx":
+        raise ModelError(f"model.backend is onnx but {reason}")
+    log.log(level, "fast queries unavailable: %s; using sentence-transformers (slower start)", reason)
+    return None, reason
+
+
+def build(settings: Settings, full: bool = False, progress: bool | None = None):
+    """Build or update the index of settings.sources, and analyse the synonyms
+    file for the queries to come (while the Korean analyser is loaded anyway)."""
+    from .build import build_index
+    from .lexical import Analyzer
+
+    analyzer = Analyzer(synonyms=load_synonyms(settings), cache=synonym_cache(settings))
+    report = build_index(settings, lambda: make_embedder(settings), analyzer=analyzer, full=full, progress=progress)
+    analyzer.warm_synonyms()
+    return report
 
 
 def load_synonyms(settings: Settings):
@@ -42,18 +113,35 @@ def load_synonyms(settings: Settings):
     return load(path) if path else ()
 
 
-def load_retriever(settings: Settings, build_if_missing: bool = False):
-    """Open the live index and load the query-side models in parallel.
+def synonym_cache(settings: Settings) -> Path:
+    """Where the analysed synonym terms are remembered (beside the index generations)."""
+    return settings.index_dir / "synonyms.analysed.json"
+
+
+def load_retriever(settings: Settings, build_if_missing: bool = False, questions: list[str] | None = None):
+    """Open the live index and load the query-side models, overlapping the loads.
+
+    The query encoder is made in a thread, started first (onnxruntime checks
+    and maps its model without the GIL) while this thread imports the rest and
+    opens the index. The Korean analyser holds the GIL for the second or two
+    it loads, so no thread overlaps it: when the `questions` are known (a CLI
+    question), Hangul ones are analysed in a child process meanwhile, and
+    questions without Hangul never load it; otherwise (stdin batches, the
+    bot) it loads in a thread here.
 
     With build_if_missing, a missing index is built first from the configured
     sources (announced on stderr), so a fresh clone answers its first question."""
-    from .lexical import Analyzer
-    from .retrieve import Retriever
-    from .store import open_index
+    from .lexical import Analyzer  # imports nothing heavy: the fork below comes first
 
-    analyzer = Analyzer(synonyms=load_synonyms(settings))
+    analyzer = Analyzer(synonyms=load_synonyms(settings), cache=synonym_cache(settings))
+    if questions is not None:
+        analyzer.prefetch(questions)  # forks: before this process starts any thread
     with ThreadPoolExecutor(2) as pool:
-        kiwi = pool.submit(analyzer.load)
+        encoding = pool.submit(_live_encoder, settings)
+        kiwi = pool.submit(analyzer.load) if questions is None else None
+        from .retrieve import Retriever
+        from .store import open_index
+
         try:
             reader = open_index(settings.index_dir)
         except IndexMissing:
@@ -62,6 +150,20 @@ def load_retriever(settings: Settings, build_if_missing: bool = False):
             log.info("no index in %s yet: building it first", settings.index_dir)
             build(settings)
             reader = open_index(settings.index_dir)
-        encoder = make_query_encoder(settings)
-        kiwi.result()
+        manifest, encoder = encoding.result()
+        if kiwi is not None:
+            kiwi.result()
+    if manifest is None or reader.manifest.get("query_model") != manifest.get("query_model"):
+        encoder = make_query_encoder(settings, reader.manifest)  # built just now, or a build published meanwhile
     return Retriever(settings.index_dir, settings.retrieval, encoder, analyzer, reader=reader)
+
+
+def _live_encoder(settings: Settings):
+    """(manifest, query encoder) of the live generation; (None, None) when there is no index."""
+    from .store import live_manifest
+
+    try:
+        manifest = live_manifest(settings.index_dir)
+    except IndexMissing:
+        return None, None
+    return manifest, make_query_encoder(settings, manifest)

@@ -1,0 +1,160 @@
+"""Query embeddings without torch: the only module that imports onnxruntime.
+
+The index build exports the sentence-transformers model's encoder to ONNX
+once per model (see `embed.export_onnx`) into a folder holding the graph
+(`model.onnx`), its weights (`model.onnx.data`: onnxruntime maps them from
+the file, so a session starts in about half the time and memory), the model's
+own `tokenizer.json` and `export.json` (how to tokenize, pool and normalise).
+`OnnxEncoder` reproduces `SentenceTransformer.encode(...,
+normalize_embeddings=True)` from that folder with onnxruntime + tokenizers:
+same token ids (truncated at the model's max_seq_length, padded to the longest
+text of a batch), same pooling, L2-normalised float32 rows.
+
+Every file is checked against the sha256 recorded at export before it is used
+(about 0.1 s for 90 MB here, on the thread that also builds the session); a
+mismatch raises ModelError, so a damaged file never gives wrong vectors silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+log = logging.getLogger("okdbot")
+
+MODEL_FILE = "model.onnx"  # the graph ...
+DATA_FILE = "model.onnx.data"  # ... and its weights, which onnxruntime maps from the file instead of copying
+TOKENIZER_FILE = "tokenizer.json"
+EXPORT_FILE = "export.json"
+POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens")
+
+
+def read_export(folder: Path) -> dict:
+    """The export record of a model folder; ModelError when absent or unreadable."""
+    try:
+        return json.loads((folder / EXPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the exported query model in {folder} is unreadable ({type(exc).__name__})") from None
+
+
+def verified_model(folder: Path, files: dict[str, str]) -> Path:
+    """`folder/model.onnx` if every file of the export has its recorded sha256; ModelError otherwise."""
+    for name, expected in files.items():
+        digest = hashlib.sha256()
+        try:
+            with open(folder / name, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise ModelError(f"the exported query model file {folder / name} cannot be read ({exc.strerror})") from None
+        if digest.hexdigest() != expected:
+            raise ModelError(f"the exported query model file {folder / name} is damaged (checksum mismatch)")
+    return folder / MODEL_FILE
+
+
+def make_session(model: Path, threads: int = 1):
+    """An onnxruntime CPU session, fully optimised. One intra-op thread is the
+    fastest and steadiest for single short questions on a small shared CPU."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def load_tokenizer(folder: Path, max_seq_length: int):
+    """The model's own fast tokenizer, truncating at `max_seq_length` and padding
+    to the longest text of a batch (the shipped tokenizer.json may say otherwise)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    padding = tokenizer.padding or {}
+    tokenizer.enable_truncation(max_length=max_seq_length, strategy="longest_first")
+    tokenizer.enable_padding(pad_id=padding.get("pad_id", 0), pad_type_id=padding.get("pad_type_id", 0),
+                             pad_token=padding.get("pad_token", "[PAD]"), length=None)
+    return tokenizer
+
+
+class OnnxEncoder:
+    """Sentence embeddings from an exported model folder (see module docstring).
+
+    `record` is the export record (export.json, also kept in each index
+    generation's manifest); `session` may be passed in when it was created
+    ahead of time (in a thread, while other things load)."""
+
+    def __init__(self, folder: Path, record: dict, query_prompt: str = "", session=None, threads: int = 1):
+        self.folder = folder
+        self.model_id = record["model"]
+        self.dim = int(record["dim"])
+        self.max_seq_length = int(record["max_seq_length"])
+        self.pooling = record["pooling"]
+        if self.pooling not in POOLING_MODES:
+            raise ModelError(f"the exported query model uses pooling '{self.pooling}', which okdbot cannot run")
+        self.lowercase = bool(record.get("do_lower_case", False))
+        self.query_prompt = query_prompt
+        try:
+            self.tokenizer = load_tokenizer(folder, self.max_seq_length)
+            if session is None:
+                session = make_session(verified_model(folder, record["files"]), threads)
+        except (ModelError, ImportError):
+            raise
+        except Exception as exc:  # tokenizers and onnxruntime raise their own types
+            raise ModelError(f"the exported query model in {folder} cannot be loaded "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+        self.session = session
+        self.inputs = [i.name for i in session.get_inputs()]
+        self.output = session.get_outputs()[0].name
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.encode([self.query_prompt + t for t in texts] if self.query_prompt else list(texts))
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """(len(texts), dim) float32, rows L2-normalised; batches of similar length."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            out[rows] = self._encode_batch([texts[i] for i in rows])
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        if self.lowercase:
+            texts = [t.lower() for t in texts]
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feed = {}
+        for name in self.inputs:
+            if name == "input_ids":
+                feed[name] = ids
+            elif name == "attention_mask":
+                feed[name] = mask
+            elif name == "token_type_ids":
+                feed[name] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+            else:
+                raise ModelError(f"the exported query model wants an input '{name}' okdbot does not provide")
+        tokens = self.session.run([self.output], feed)[0]
+        pooled = _pool(tokens, mask, self.pooling)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def _pool(tokens: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """sentence-transformers' Pooling for one mode, in numpy."""
+    if mode == "cls":
+        return tokens[:, 0]
+    weights = mask[..., None].astype(tokens.dtype)
+    if mode == "max":
+        return np.where(weights > 0, tokens, np.finfo(tokens.dtype).min).max(axis=1)
+    summed = (tokens * weights).sum(axis=1)
+    counts = np.maximum(weights.sum(axis=1), 1e-9)
+    return summed / (np.sqrt(counts) if mode == "mean_sqrt_len_tokens" else counts)
