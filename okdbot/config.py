@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, OkdbotError
 
 CONFIG_NAME = "okdbot.yaml"
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
@@ -221,18 +221,27 @@ def _find_config(config: str | Path | None, env) -> Path | None:
     return local.resolve() if local.is_file() else None
 
 
-def _read_yaml(path: Path) -> dict:
+def compose_yaml(path: Path, what: str, error: type[OkdbotError] = ConfigError, missing: str = "check the path"):
+    """The YAML node tree of a file (line numbers kept for messages), or None when
+    it is empty; `error` with one line naming the file (and line) when it is
+    missing, unreadable or malformed."""
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} {path} not found; {missing}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}; fix or recreate the file") from None
+        raise error(f"cannot read {what} {path}: {exc}; re-save it as UTF-8") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: malformed YAML ({problem}); fix the syntax") from None
+        raise error(f"{where}: malformed YAML ({problem}); fix the syntax") from None
+
+
+def _read_yaml(path: Path) -> dict:
+    node = compose_yaml(path, "config file")
     if node is None:
         return {}
     return _validate(node, _SCHEMA, path, "top level")

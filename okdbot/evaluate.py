@@ -29,6 +29,7 @@ from typing import Protocol
 
 import yaml
 
+from .config import compose_yaml
 from .errors import EvalError
 from .lexical import has_hangul
 
@@ -124,19 +125,7 @@ class Report:
 def load_questions(path: str | Path) -> QuestionSet:
     """Read and check a question set; EvalError (one line, naming the line) on any problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EvalError(f"question file {path} not found; pass an existing YAML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalError(f"cannot read question file {path}: {exc}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise EvalError(f"{where}: malformed YAML ({problem}); fix the syntax") from None
+    root = compose_yaml(path, "question file", EvalError, missing="pass an existing YAML file")
     if root is None:
         raise EvalError(f"{path}: no questions; add a 'questions:' list")
     top = _mapping(root, path, "the question file", _SET_KEYS)

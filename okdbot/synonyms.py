@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from .config import compose_yaml
 from .errors import ConfigError
 
 EXAMPLE = "[image, 이미지]"
@@ -34,19 +35,7 @@ class SynonymGroup:
 def load_synonyms(path: Path) -> tuple[SynonymGroup, ...]:
     """The groups of a synonyms file; ConfigError (one line, naming the line) when
     the file is missing, malformed or not a list of groups of terms."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"synonyms file {path} not found; fix retrieval.synonyms in okdbot.yaml") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read synonyms file {path}: {exc}; re-save it as UTF-8") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: malformed YAML ({problem}); fix the syntax") from None
+    node = compose_yaml(path, "synonyms file", missing="fix retrieval.synonyms in okdbot.yaml")
     if node is None:
         return ()
     if not isinstance(node, yaml.SequenceNode):

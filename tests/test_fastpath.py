@@ -141,7 +141,7 @@ def test_a_damaged_export_falls_back_to_sentence_transformers_with_a_warning(cop
     proc = run_cli("query", "--json", "Skopeo가 뭐야?", cwd=copied_index)
     assert proc.returncode == 0, proc.stderr
     assert "Skopeo" in json.loads(proc.stdout)["passages"][0]["text"]
-    assert "WARNING" in proc.stderr and "using sentence-transformers" in proc.stderr
+    assert "warning:" in proc.stderr and "using sentence-transformers" in proc.stderr
     assert ("damaged" if damage != "delete" else "cannot be read") in proc.stderr
     forced = run_cli("query", "Skopeo가 뭐야?", cwd=copied_index, env={"OKDBOT_BACKEND": "onnx"})
     assert forced.returncode != 0 and "model.backend is onnx" in forced.stderr
