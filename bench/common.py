@@ -42,6 +42,23 @@ def run(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
     return time.perf_counter() - started, proc
 
 
+def measure(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, float, float, str]:
+    """(wall seconds, peak RSS MB of its largest process, CPU seconds, stdout) of one
+    whole process; the RSS and CPU include the children it waited for."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        assert os.waitstatus_to_exitcode(status) == 0, err.read().decode()
+        return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out.read().decode()
+
+
 def okdbot_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "okdbot", *args]
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import QUESTIONS, ROOT, corpus_or_bundled, okdbot_cmd, percentile, run  # noqa: E402
+from bench.common import QUESTIONS, ROOT, corpus_or_bundled, measure, okdbot_cmd, percentile, run  # noqa: E402
 
 ENGLISH = "How do I scale a deployment in Kubernetes?"
 KOREAN = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
@@ -128,17 +128,10 @@ def _env(backend: str) -> dict:
 def cold_run(index: Path, backend: str, question: str) -> tuple[float, float, float]:
     """(wall seconds, peak RSS MB of the largest process in its tree, CPU seconds of the
     tree) of one `okdbot query`."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(okdbot_cmd("query", "--index", str(index), "--json", question),
-                                stdout=out, stderr=err, env=_env(backend), cwd=tempfile.gettempdir())
-        _, status, usage = os.wait4(proc.pid, 0)  # rusage: ru_maxrss of it and its waited-for children
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        assert proc.returncode == 0 and json.loads(out.read()), err.read().decode()
-    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    seconds, rss, cpu, out = measure(okdbot_cmd("query", "--index", str(index), "--json", question),
+                                     env=_env(backend), cwd=tempfile.gettempdir())
+    assert json.loads(out)
+    return seconds, rss, cpu
 
 
 def tree_memory(index: Path, backend: str, question: str) -> float:

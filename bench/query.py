@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (QUESTIONS, corpus_or_bundled, median, okdbot_cmd, peak_rss_mb,  # noqa: E402
-                          percentile, run)
+from bench.common import (QUESTIONS, corpus_or_bundled, measure, median, okdbot_cmd,  # noqa: E402
+                          peak_rss_mb, percentile, run)
 
 
 def main() -> None:
@@ -38,12 +38,12 @@ def main() -> None:
     for cmd in (["--help"], ["index", "--help"], ["query", "--help"]):
         helps[" ".join(cmd)] = median([run(okdbot_cmd(*cmd))[0] for _ in range(5)])
 
-    colds = []
+    colds, rss = [], []
     for i in range(5):
-        seconds, proc = run(okdbot_cmd("query", "--index", str(index), QUESTIONS[i]))
-        assert proc.returncode == 0, proc.stderr
+        seconds, peak, _cpu, _out = measure(okdbot_cmd("query", "--index", str(index), QUESTIONS[i]))
         colds.append(seconds)
-    cold_rss = peak_rss_mb(children=True)
+        rss.append(peak)
+    cold_rss = max(rss)
 
     from okdbot.config import Settings
     from okdbot.runtime import load_retriever

@@ -423,16 +423,20 @@ def open_index(index_dir: Path, verify: bool = True) -> IndexReader:
     raise IndexCorrupt(f"index in {index_dir} points to a missing generation; run `okdbot index --full`")
 
 
-def stored_vectors(generation: Path) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """chunk hash → [(window text, vector)] of a published generation (for reuse)."""
-    uri = f"file:{generation / 'chunks.sqlite'}?mode=ro&immutable=1"
-    out: dict[str, list[tuple[str, np.ndarray]]] = {}
-    db = sqlite3.connect(uri, uri=True)
+def _rows(generation: Path, sql: str) -> list[tuple]:
+    """All rows of a read-only query on a published generation's database."""
+    db = sqlite3.connect(f"file:{generation / 'chunks.sqlite'}?mode=ro&immutable=1", uri=True)
     try:
-        for h, _w, text, blob in db.execute("SELECT hash, window, text, vector FROM vectors ORDER BY hash, window"):
-            out.setdefault(h, []).append((text, np.frombuffer(blob, dtype=np.float32)))
+        return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def stored_vectors(generation: Path) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """chunk hash → [(window text, vector)] of a published generation (for reuse)."""
+    out: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for h, _w, text, blob in _rows(generation, "SELECT hash, window, text, vector FROM vectors ORDER BY hash, window"):
+        out.setdefault(h, []).append((text, np.frombuffer(blob, dtype=np.float32)))
     return out
 
 
@@ -444,32 +448,20 @@ def stored_heading_tokens(generation: Path) -> dict[str, list[str]]:
 
 def stored_line_tokens(generation: Path) -> dict[str, list[str]]:
     """note line → lexical tokens of a published generation (for reuse)."""
-    db = sqlite3.connect(f"file:{generation / 'chunks.sqlite'}?mode=ro&immutable=1", uri=True)
     try:
-        return {text: json.loads(t) for text, t in db.execute("SELECT text, tokens FROM line_tokens")}
-    except sqlite3.OperationalError:
+        return {text: json.loads(t) for text, t in _rows(generation, "SELECT text, tokens FROM line_tokens")}
+    except sqlite3.OperationalError:  # a generation written before lines had stored tokens
         return {}
-    finally:
-        db.close()
 
 
 def stored_keys(generation: Path) -> list[str]:
     """Chunk keys of a published generation."""
-    db = sqlite3.connect(f"file:{generation / 'chunks.sqlite'}?mode=ro&immutable=1", uri=True)
-    try:
-        return [k for (k,) in db.execute("SELECT key FROM chunks")]
-    finally:
-        db.close()
+    return [k for (k,) in _rows(generation, "SELECT key FROM chunks")]
 
 
 def stored_tokens(generation: Path) -> dict[str, list[str]]:
     """chunk hash → lexical tokens of a published generation (for reuse)."""
-    uri = f"file:{generation / 'chunks.sqlite'}?mode=ro&immutable=1"
-    db = sqlite3.connect(uri, uri=True)
-    try:
-        return {h: json.loads(t) for h, t in db.execute("SELECT hash, tokens FROM chunks")}
-    finally:
-        db.close()
+    return {h: json.loads(t) for h, t in _rows(generation, "SELECT hash, tokens FROM chunks")}
 
 
 def _checksums(folder: Path) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -12,7 +11,6 @@ import sys
 import textwrap
 import time
 
-import pytest
 
 from okdbot.build import build_index
 from okdbot.retrieve import Retriever

@@ -8,7 +8,6 @@ import json
 import time
 from dataclasses import replace
 
-import discord
 import simcord
 from discord.ext import commands
 
