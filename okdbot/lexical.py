@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("okdbot")
 
-LEXICAL_VERSION = "3"
+LEXICAL_VERSION = "4"
 FUZZY_MIN_LENGTH = 6  # shorter unknown terms are too easily one edit from another word
 
 Concept = frozenset[tuple[str, ...]]
@@ -81,10 +81,12 @@ def concept_in(concept: Concept, tokens: set[str] | frozenset[str]) -> bool:
 
 
 def _new_kiwi():
-    """Kiwi as the index uses it: no typo or multi-word dictionaries, plus okdbot's IT loanwords."""
+    """Kiwi as the index uses it: no typo, multi-word or default user dictionary (they
+    cost memory and start-up time and, measured on eval/*.yaml, no answer quality),
+    plus okdbot's IT loanwords."""
     from kiwipiepy import Kiwi
 
-    kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
+    kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False, load_default_dict=False)
     for word in NOUNS:
         kiwi.add_user_word(word, "NNG", 0)
     return kiwi
