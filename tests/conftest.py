@@ -91,18 +91,25 @@ def settings_for(folder: Path):
     return load_settings(folder / "okdbot.yaml", env={})
 
 
-@pytest.fixture(scope="session")
-def bundled_index(tmp_path_factory, model, analyzer):
-    """An index of the bundled note built once with the real model."""
+def indexed_notes(folder: Path, model, analyzer, extra: dict[str, str] | None = None):
+    """Settings of `folder` holding the bundled note (plus `extra` notes: name → text),
+    indexed with the given (real) model."""
     from okdbot.build import build_index
 
-    folder = tmp_path_factory.mktemp("bundled")
     (folder / "notes").mkdir()
     shutil.copy(BUNDLED_NOTE, folder / "notes" / "Day26.md")
+    for name, text in (extra or {}).items():
+        (folder / "notes" / name).write_text(text, encoding="utf-8")
     write_config(folder)
     settings = settings_for(folder)
     build_index(settings, lambda: model, analyzer=analyzer)
     return settings
+
+
+@pytest.fixture(scope="session")
+def bundled_index(tmp_path_factory, model, analyzer):
+    """An index of the bundled note built once with the real model."""
+    return indexed_notes(tmp_path_factory.mktemp("bundled"), model, analyzer)
 
 
 @pytest.fixture(scope="session")

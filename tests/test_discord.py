@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import re
-import shutil
 import sqlite3
 import threading
 from contextlib import closing
@@ -30,7 +29,7 @@ from okdbot.errors import IndexMissing
 from okdbot.feedback import FeedbackStore
 from okdbot.retrieve import Retriever
 
-from .conftest import BUNDLED_NOTE, NOTE_URL, run_cli, settings_for, write_config
+from .conftest import NOTE_URL, indexed_notes, run_cli, settings_for, write_config
 from .discord_limits import assert_within_limits
 
 GUILD_ID = 1_100_000_000_000_000_000  # pinned: setup_hook syncs /ask to this guild
@@ -59,14 +58,7 @@ def team_note() -> str:
 @pytest.fixture(scope="module")
 def notes(tmp_path_factory, model, analyzer):
     """The bundled note plus the team note, indexed once with the real model."""
-    folder = tmp_path_factory.mktemp("discord-notes")
-    (folder / "notes").mkdir()
-    shutil.copy(BUNDLED_NOTE, folder / "notes" / "Day26.md")
-    (folder / "notes" / "team.md").write_text(team_note(), encoding="utf-8")
-    write_config(folder)
-    settings = settings_for(folder)
-    build_index(settings, lambda: model, analyzer=analyzer)
-    return settings
+    return indexed_notes(tmp_path_factory.mktemp("discord-notes"), model, analyzer, {"team.md": team_note()})
 
 
 @pytest.fixture(scope="module")
