@@ -7,11 +7,16 @@ Systems, each scored by okdbot.evaluate on the text it would show:
   bm25-whitespace  BM25 (bm25s) over lowercased whitespace tokens
   dense-500        the same embedding model + FAISS (flat, inner product)
 Both baselines index fixed 500-character chunks with 50 characters of overlap,
-as a typical LangChain recipe does, and always answer with their top k chunks.
+as a typical LangChain recipe does, and always answer with their top k chunks;
+they read a follow-up (`after:`) as the earlier question and the follow-up joined.
 
-Question sets: eval/okd-note.yaml over corpus/, and eval/metanet-notes.yaml over
-<corpora>/metanet-notes/docs (default corpora: ../shared/corpora next to the
-repository); a set whose notes are absent is skipped with a message. Indexes
+For follow-up questions (`after:`) it also scores okdbot-alone: okdbot reading
+each follow-up on its own, as a new question.
+
+Question sets: eval/okd-note.yaml and eval/okd-follow-ups.yaml over corpus/, and
+eval/metanet-notes.yaml over <corpora>/metanet-notes/docs (default corpora:
+../shared/corpora next to the repository); a set whose notes are absent is
+skipped with a message. Indexes
 and baseline vectors are cached under --cache, so a second run embeds nothing.
 """
 
@@ -36,12 +41,14 @@ from okdbot.evaluate import (COLUMNS, Answer, OkdbotSystem, Returned, load_quest
                              row, run, table)
 
 CHUNK_CHARS, OVERLAP = 500, 50
+SLICES = ["ko", "en", "all", "follow-up", "dev", "holdout"]
 NOTE_URL = "https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/"
 
 
 def question_sets(corpora: Path) -> list[tuple[str, Path, Path]]:
     """(name, question file, notes folder) of each set whose notes are here."""
     sets = [("okd-note", ROOT / "eval" / "okd-note.yaml", ROOT / "corpus"),
+            ("okd-follow-ups", ROOT / "eval" / "okd-follow-ups.yaml", ROOT / "corpus"),
             ("metanet-notes", ROOT / "eval" / "metanet-notes.yaml", corpora / "metanet-notes" / "docs")]
     present = []
     for name, questions, notes in sets:
@@ -73,8 +80,8 @@ class Bm25Whitespace:
         self.bm25 = bm25s.BM25()
         self.bm25.index([text.lower().split() or [""] for _, text in chunks], show_progress=False)
 
-    def search(self, question: str, k: int) -> Answer:
-        tokens = [t for t in question.lower().split() if t in self.bm25.vocab_dict]
+    def search(self, question: str, k: int, after: str = "") -> Answer:
+        tokens = [t for t in f"{after} {question}".lower().split() if t in self.bm25.vocab_dict]
         if not tokens:
             return Answer(True, [])
         scores = self.bm25.get_scores(tokens)
@@ -99,9 +106,18 @@ class Dense500:
         self.index = faiss.IndexFlatIP(vectors.shape[1])
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
-    def search(self, question: str, k: int) -> Answer:
-        _, ids = self.index.search(self.model.encode_queries([question]), k)
+    def search(self, question: str, k: int, after: str = "") -> Answer:
+        _, ids = self.index.search(self.model.encode_queries([f"{after} {question}".strip()]), k)
         return Answer(True, [_returned(self.chunks[i]) for i in ids[0] if i >= 0])
+
+
+class FollowUpAlone(OkdbotSystem):
+    """okdbot reading a follow-up on its own (what okdbot did before follow-ups had context)."""
+
+    name = "okdbot-alone"
+
+    def search(self, question: str, k: int, after: str = "") -> Answer:
+        return super().search(question, k)
 
 
 def _returned(chunk: tuple[str, str]) -> Returned:
@@ -144,8 +160,10 @@ def main() -> int:
         questions = load_questions(questions_file)
         chunks = fixed_chunks(notes)
         started = time.perf_counter()
-        systems = [okdbot_system(notes, args.cache, name, model), Bm25Whitespace(chunks),
-                   Dense500(chunks, model, args.cache)]
+        okdbot = okdbot_system(notes, args.cache, name, model)
+        systems = [okdbot, Bm25Whitespace(chunks), Dense500(chunks, model, args.cache)]
+        if any(q.after for q in questions.questions):
+            systems.append(FollowUpAlone(okdbot.retriever))
         print(f"{name}: {len(questions.questions)} questions, {len(chunks)} fixed chunks, "
               f"systems ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         for system in systems:
@@ -159,7 +177,7 @@ def main() -> int:
                           "okdbot_wins": verdicts}, ensure_ascii=False))
         return 0
     sets = list(dict.fromkeys(r[0][0] for r in rows))
-    rows.sort(key=lambda r: (sets.index(r[0][0]), ["ko", "en", "all", "dev", "holdout"].index(r[0][1])))
+    rows.sort(key=lambda r: (sets.index(r[0][0]), SLICES.index(r[0][1])))
     print(table(rows, ["set", "slice", "system", *COLUMNS]))
     print()
     for key, won in verdicts.items():
@@ -179,7 +197,7 @@ def _verdicts(reports) -> dict[str, bool]:
             if mine is None or mine.answerable == 0:
                 continue
             others = [r.slices[slice_name] for k, r in reports.items()
-                      if k.startswith(set_name + "/") and k != key]
+                      if k.startswith(set_name + "/") and k.split("/")[1] not in ("okdbot", FollowUpAlone.name)]
             out[f"{set_name}/{slice_name}"] = all(
                 mine.hit[3] > o.hit[3] and mine.mrr > o.mrr for o in others)
     return out

@@ -35,6 +35,7 @@ STRINGS = {
         "no_content": "I can't read replies that don't mention me. Reply again with the mention on, or ask with /ask.",
         "command": "Ask the OKD notes a question",
         "command_question": "Your question, in Korean or English",
+        "follow_up": "Read as a follow-up to:",
     },
     "ko": {
         "not_found": "노트에서 이 내용을 찾지 못했습니다.",
@@ -51,6 +52,7 @@ STRINGS = {
         "no_content": "멘션이 없는 답장은 읽을 수 없습니다. 멘션을 켜고 다시 답장하거나 /ask 로 질문해 주세요.",
         "command": "OKD 노트에 질문하기",
         "command_question": "질문 내용 (한국어 또는 영어)",
+        "follow_up": "앞선 질문에 이어서 찾았습니다:",
     },
 }
 
@@ -170,9 +172,11 @@ def discord_reply(result: Result, *, echo_question: bool = False,
     title, linked to the exact lines; the quoted lines; file and lines in the
     footer), or a "not in the notes" embed listing the nearest sections.
     `echo_question` repeats the question in the content (for /ask, whose
-    question is not otherwise visible)."""
+    question is not otherwise visible); a follow-up says what it was read with."""
     ui = strings(result.korean)
     content = quote_question(result.question) if echo_question else ""
+    if result.context:
+        content = "\n".join(filter(None, [ui["follow_up"], quote_question(result.context), content]))
     if not result.answered:
         return DiscordReply(content, [_not_found_embed(result, ui)])
     return DiscordReply(content, _passage_embeds(result.passages[:EMBEDS_MAX], ui, passage_chars))

@@ -275,6 +275,8 @@ def cmd_feedback(args) -> int:
         mark = "👍" if vote.vote == "up" else "👎"
         status = "" if vote.answered else "  (not in the notes)"
         print(f"{vote.time}  {mark}  #{vote.answer_id}  {vote.question}{status}  [{vote.generation}]")
+        if vote.context:
+            print(f"    (a follow-up to: {vote.context})")
         for c in vote.citations:
             print(f"    {c['heading']}\n      {c['url']}")
 

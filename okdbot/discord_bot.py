@@ -14,6 +14,9 @@ only what belongs to Discord: commands, events, cooldowns, vote buttons.
   `okdbot index`.
 - It needs no privileged intent. Discord delivers the text of messages that
   mention the bot (replies that ping it included) without message-content.
+- A reply to one of its answers is a follow-up, read with the question(s)
+  behind that answer: the vote buttons carry the answer id, and the feedback
+  database remembers what was asked.
 """
 
 from __future__ import annotations
@@ -325,17 +328,19 @@ class OkdBot(commands.Bot):
             raise app_commands.CommandOnCooldown(*limited)
         return True
 
-    async def answer(self, question: str, *, asker: int, channel: int | None, via: str) -> tuple[Result, int]:
-        """Retrieve in the worker pool and record the answer; (result, answer id)."""
+    async def answer(self, question: str, *, asker: int, channel: int | None, via: str,
+                     context: str = "") -> tuple[Result, int]:
+        """Retrieve in the worker pool and record the answer; (result, answer id).
+        A follow-up passes the conversation it replies to as `context`."""
         started = time.perf_counter()
-        log.debug("question via %s: %r", via, question)
+        log.debug("question via %s: %r (context %r)", via, question, context)
         result, answer_id = await asyncio.get_running_loop().run_in_executor(
-            self._retrieval, self._answer_blocking, question, asker, channel)
+            self._retrieval, self._answer_blocking, question, asker, channel, context)
         log.info("%s via=%s", answer_log_line(result, (time.perf_counter() - started) * 1000), via.lstrip("/"))
         return result, answer_id
 
-    def _answer_blocking(self, question: str, asker: int, channel: int | None) -> tuple[Result, int]:
-        result = self.retriever.search(question)
+    def _answer_blocking(self, question: str, asker: int, channel: int | None, context: str) -> tuple[Result, int]:
+        result = self.retriever.search(question, context=context)
         return result, self.feedback.record_answer(result, asker, channel)
 
     async def on_message(self, message: discord.Message) -> None:
@@ -343,14 +348,14 @@ class OkdBot(commands.Bot):
             return
         if not self.allowed_channel(message.channel):
             return
-        to_us = await self.replies_to_us(message)
+        earlier = await self.replied_answer(message)
         mentioned = any(user.id == self.user.id for user in message.mentions)
-        if not (to_us or mentioned):
+        if not (earlier or mentioned):
             return
         question = re.sub(rf"<@!?{self.user.id}>", " ", message.content).strip()
         ui = strings(is_korean(question))
         try:
-            await self.answer_message(message, question, ui)
+            await self.answer_message(message, question, ui, earlier)
         except Exception:
             log.exception("answering a message failed")
             try:
@@ -358,7 +363,8 @@ class OkdBot(commands.Bot):
             except discord.HTTPException:
                 log.warning("could not tell the user about the error", exc_info=True)
 
-    async def answer_message(self, message: discord.Message, question: str, ui: dict[str, str]) -> None:
+    async def answer_message(self, message: discord.Message, question: str, ui: dict[str, str],
+                             earlier: discord.Message | None) -> None:
         limited = self.rate_limited(message.author.id)
         if limited:
             await message.reply(ui["cooldown"].format(seconds=math.ceil(limited[1])))
@@ -369,26 +375,37 @@ class OkdBot(commands.Bot):
         if not question:
             await message.reply(ui["empty"])
             return
+        context = await self.conversation(earlier) if earlier else ""
         try:
             result, answer_id = await self.answer(question, asker=message.author.id, channel=message.channel.id,
-                                                  via="reply" if message.reference else "mention")
+                                                  via="reply" if earlier else "mention", context=context)
         except BadQuestion:
             await message.reply(ui["too_long"].format(limit=MAX_QUESTION_CHARS))
             return
         await message.reply(**message_kwargs(discord_reply(result), answer_id))
 
-    async def replies_to_us(self, message: discord.Message) -> bool:
-        """Whether `message` replies to one of this bot's messages."""
+    async def replied_answer(self, message: discord.Message) -> discord.Message | None:
+        """The bot's message that `message` replies to, if it replies to one."""
         ref = message.reference
         if ref is None or ref.message_id is None or self.user is None:
-            return False
+            return None
         target = ref.resolved if isinstance(ref.resolved, discord.Message) else ref.cached_message
         if target is None:
             try:
                 target = await message.channel.fetch_message(ref.message_id)
             except discord.HTTPException:
-                return False
-        return target.author.id == self.user.id
+                return None
+        return target if target.author.id == self.user.id else None
+
+    async def conversation(self, answer: discord.Message) -> str:
+        """The question(s) behind one of our answers, read from its vote buttons'
+        answer id ("" for a message that is not an answer, or an unknown one)."""
+        for row in answer.components:
+            for item in getattr(row, "children", []):
+                match = re.fullmatch(VOTE_ID, getattr(item, "custom_id", None) or "")
+                if match:
+                    return await self.in_db(self.feedback.conversation, int(match["answer"])) or ""
+        return ""
 
 
 class _Redact(logging.Filter):

@@ -12,6 +12,9 @@ A question set is a YAML file (see eval/*.yaml and README "Answer quality"):
         lang: ko                 # optional: ko when the question has Hangul, else en
       - q: How do I peer two Azure virtual networks?
         unanswerable: true
+      - q: 그거 관리하는 Operator는?
+        after: Prometheus가 뭐야?  # optional: a follow-up, read with the question(s) it replies to
+        evidence: {file: Day26.md, text: "Prometheus Operator :"}
 
 A question *hits at k* when one of the first k passages shown (the quoted
 text of `okdbot query --json`) comes from an evidence file and contains its
@@ -34,7 +37,7 @@ from .errors import EvalError
 from .lexical import has_hangul
 
 HIT_AT = (1, 3, 5)
-_QUESTION_KEYS = {"q", "evidence", "unanswerable", "lang", "paraphrase", "holdout", "note"}
+_QUESTION_KEYS = {"q", "after", "evidence", "unanswerable", "lang", "paraphrase", "holdout", "note"}
 _SET_KEYS = {"name", "questions"}
 
 
@@ -53,6 +56,7 @@ class Question:
     paraphrase: bool = False
     holdout: bool = False
     line: int = 0
+    after: str = ""  # a follow-up's earlier question(s)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class Answer:
 class System(Protocol):
     name: str
 
-    def search(self, question: str, k: int) -> Answer: ...
+    def search(self, question: str, k: int, after: str = "") -> Answer: ...
 
 
 @dataclass
@@ -159,7 +163,8 @@ def _question(node: yaml.Node, path: Path) -> Question:
     if lang not in ("ko", "en"):
         raise EvalError(f"{path}:{fields['lang'].start_mark.line + 1}: 'lang' must be ko or en")
     flags = {key: _scalar(fields[key], path, key, bool) for key in ("paraphrase", "holdout") if key in fields}
-    return Question(text, evidence, unanswerable, lang, line=line, **flags)
+    after = _scalar(fields["after"], path, "after", str).strip() if "after" in fields else ""
+    return Question(text, evidence, unanswerable, lang, line=line, after=after, **flags)
 
 
 def _evidence(node: yaml.Node, path: Path) -> tuple[Evidence, ...]:
@@ -208,10 +213,10 @@ class OkdbotSystem:
     def __init__(self, retriever):
         self.retriever = retriever
 
-    def search(self, question: str, k: int) -> Answer:
+    def search(self, question: str, k: int, after: str = "") -> Answer:
         from .answer import to_json
 
-        data = to_json(self.retriever.search(question, k))
+        data = to_json(self.retriever.search(question, k, context=after))
         return Answer(data["answered"], [
             Returned(p["file"], p["start_line"], p["end_line"], p["heading"], p["text"])
             for p in data["passages"]])
@@ -231,7 +236,7 @@ def run(system: System, questions: QuestionSet, k: int = 5) -> Report:
     outcomes = []
     for question in questions.questions:
         started = time.perf_counter()
-        answer = system.search(question.text, k)
+        answer = system.search(question.text, k, question.after)
         seconds = time.perf_counter() - started
         rank = None if question.unanswerable or not answer.answered else first_hit(question, answer.passages)
         outcomes.append(Outcome(question, answer, seconds, rank))
@@ -242,6 +247,9 @@ def summarize(name: str, outcomes: list[Outcome], k: int) -> Report:
     """Metrics per language, overall, and for the dev/holdout split when the set has one."""
     slices = {lang: [o for o in outcomes if o.question.lang == lang] for lang in ("ko", "en")}
     slices["all"] = outcomes
+    follow_ups = [o for o in outcomes if o.question.after]
+    if follow_ups and len(follow_ups) < len(outcomes):  # a set of follow-ups only: that is "all"
+        slices["follow-up"] = follow_ups
     if any(o.question.holdout for o in outcomes):
         slices["dev"] = [o for o in outcomes if not o.question.holdout]
         slices["holdout"] = [o for o in outcomes if o.question.holdout]

@@ -30,7 +30,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
   id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, question TEXT NOT NULL,
   answered INTEGER NOT NULL, generation TEXT NOT NULL, citations TEXT NOT NULL,
-  asker TEXT NOT NULL, channel INTEGER
+  asker TEXT NOT NULL, channel INTEGER, context TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS votes (
   answer_id INTEGER NOT NULL REFERENCES answers(id), voter TEXT NOT NULL,
@@ -61,12 +61,13 @@ class Vote:
     answered: bool
     generation: str
     citations: list[dict]
+    context: str = ""  # the earlier question(s) a follow-up was read with
 
     def to_json(self) -> dict:
         """The documented `okdbot feedback --json` object."""
         return {"answer_id": self.answer_id, "vote": self.vote, "time": self.time, "voter": self.voter,
-                "question": self.question, "answered": self.answered, "generation": self.generation,
-                "citations": self.citations}
+                "question": self.question, "context": self.context, "answered": self.answered,
+                "generation": self.generation, "citations": self.citations}
 
 
 class FeedbackStore:
@@ -79,6 +80,8 @@ class FeedbackStore:
             with self._db() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
+                if "context" not in {row[1] for row in db.execute("PRAGMA table_info(answers)")}:
+                    db.execute("ALTER TABLE answers ADD COLUMN context TEXT NOT NULL DEFAULT ''")  # older databases
         except (OSError, sqlite3.Error) as exc:
             raise OkdbotError(f"cannot open the feedback database {path} ({exc}); "
                               "set discord.feedback_db in okdbot.yaml to a writable file") from None
@@ -94,16 +97,17 @@ class FeedbackStore:
                       "end_line": p.end_line, "url": p.url} for p in result.passages]
         with self._db() as db:
             cursor = db.execute(
-                "INSERT INTO answers (time, question, answered, generation, citations, asker, channel) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO answers (time, question, answered, generation, citations, asker, channel, context) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 (_now(), result.question, int(result.answered), result.generation,
-                 json.dumps(citations, ensure_ascii=False), user_hash(asker), channel))
+                 json.dumps(citations, ensure_ascii=False), user_hash(asker), channel, result.context))
             return int(cursor.lastrowid)
 
-    def question(self, answer_id: int) -> str | None:
+    def conversation(self, answer_id: int) -> str | None:
+        """What an answer was asked with: its context and question, oldest first (None if unknown)."""
         with self._db() as db:
-            row = db.execute("SELECT question FROM answers WHERE id=?", (answer_id,)).fetchone()
-        return row[0] if row else None
+            row = db.execute("SELECT context, question FROM answers WHERE id=?", (answer_id,)).fetchone()
+        return " ".join(part for part in row if part) if row else None
 
     def vote(self, answer_id: int, voter: int, vote: str) -> str | None:
         """Record (or change) one user's vote; returns the answer's question, None if unknown."""
@@ -123,10 +127,10 @@ class FeedbackStore:
         where = "WHERE v.vote = 'down'" if bad_only else ""
         with self._db() as db:
             rows = db.execute(
-                "SELECT v.answer_id, v.vote, v.time, v.voter, a.question, a.answered, a.generation, a.citations "
+                "SELECT v.answer_id, v.vote, v.time, v.voter, a.question, a.answered, a.generation, a.citations, a.context "
                 f"FROM votes v JOIN answers a ON a.id = v.answer_id {where} "
                 "ORDER BY v.time DESC, v.answer_id DESC").fetchall()
-        return [Vote(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], json.loads(r[7])) for r in rows]
+        return [Vote(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], json.loads(r[7]), r[8]) for r in rows]
 
     def get_state(self, key: str) -> str | None:
         with self._db() as db:

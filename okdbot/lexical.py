@@ -373,20 +373,20 @@ class LexicalIndex:
         parts = np.vstack([self.token_scores(t) for t in phrase])
         return np.where((parts > 0).all(axis=0), parts.mean(axis=0), 0.0).astype(np.float32)
 
-    def score(self, concepts: list[Concept]) -> tuple[np.ndarray, np.ndarray]:
-        """(bm25, coverage) for every document."""
+    def score(self, concepts: list[Concept], weights: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(bm25, coverage) for every document; `weights` scale each concept's share (default 1)."""
         import numpy as np
 
         bm25 = np.zeros(self.num_docs, dtype=np.float32)
         covered = np.zeros(self.num_docs, dtype=np.float32)
         total = 0.0
-        for concept in concepts:
+        for concept, scale in zip(concepts, weights or [1.0] * len(concepts)):
             best = np.zeros(self.num_docs, dtype=np.float32)
             for phrase in concept:
                 np.maximum(best, self.phrase_scores(phrase), out=best)
             present = best > 0
-            weight = _idf(self.num_docs, int(present.sum()))
-            bm25 += best
+            weight = scale * _idf(self.num_docs, int(present.sum()))
+            bm25 += scale * best
             covered += weight * present
             total += weight
         return bm25, covered / total if total else covered

@@ -30,6 +30,8 @@ from .store import ChunkRecord, IndexReader, current_generation, open_index
 log = logging.getLogger("okdbot")
 
 DENSE_CANDIDATES = 200
+CONTEXT_WEIGHT = 0.5  # an earlier question's terms count half as much as the follow-up's own
+CONTEXT_CHARS = 300  # the most recent part of a conversation that is read with a follow-up
 _LATIN = re.compile(r"[A-Za-z]")
 _LEAD = re.compile(r"^(?:\*\*[^*].*\*\*|__[^_].*__)(?:\s*<br\s*/?>)?$|^.*[:：]$", re.IGNORECASE)
 
@@ -77,6 +79,7 @@ class Result:
     korean: bool = False
     generation: str = ""
     top_score: float = 0.0
+    context: str = ""  # the earlier question(s) a follow-up was read with
 
 
 def is_korean(text: str) -> bool:
@@ -123,8 +126,11 @@ class Retriever:
         log.info("switched to index generation %s", reader.name)
         return True
 
-    def search(self, question: str, k: int | None = None) -> Result:
+    def search(self, question: str, k: int | None = None, context: str = "") -> Result:
+        """Answer `question`. A follow-up passes the conversation so far as `context`:
+        its terms help find the passage (at CONTEXT_WEIGHT), the question's own decide."""
         question = check_question(question)
+        context = " ".join(context.split())[-CONTEXT_CHARS:]
         self.refresh()
         reader = self._reader  # one generation for the whole search: no torn reads
         k = k or self.settings.k
@@ -134,16 +140,16 @@ class Retriever:
         w_dense = s.dense_weight_korean if korean else s.dense_weight
         # dense first: a cold CLI's Korean analyser may still be loading in its own process
         dense = self._dense(reader, question, n) if w_dense > 0 else np.zeros(n, dtype=np.float32)
-        concepts = reader.lexical.with_misspellings(self.analyzer.concepts(question))
-        bm25, coverage = reader.lexical.score(concepts) if concepts else (np.zeros(n), np.zeros(n))
+        concepts, weights = self._concepts(reader, question, context)
+        bm25, coverage = reader.lexical.score(concepts, weights) if concepts else (np.zeros(n), np.zeros(n))
         lexical = bm25 / bm25.max() if bm25.max() > 0 else bm25
-        heading = self._heading_coverage(reader, concepts)
+        heading = self._heading_coverage(reader, concepts, weights)
         fused = s.lexical_weight * (0.5 * lexical + 0.5 * coverage) + w_dense * dense + s.heading_boost * heading
         order = np.argsort(-fused, kind="stable")
         top = int(order[0]) if n else -1
         answered = bool(n > 0 and (coverage[top] >= s.threshold or (w_dense > 0 and dense[top] >= s.dense_threshold)))
         result = Result(question, answered, [], korean=korean, generation=reader.name,
-                        top_score=float(fused[top]) if n else 0.0)
+                        top_score=float(fused[top]) if n else 0.0, context=context)
         if not answered:
             result.suggestions = self._suggestions(reader, order[:20])
             return result
@@ -164,19 +170,28 @@ class Retriever:
                 out[row] = score
         return np.clip(out, 0.0, 1.0)
 
-    def _heading_coverage(self, reader: IndexReader, concepts) -> np.ndarray:
-        """Share of the question's terms found in each chunk's heading path."""
+    def _concepts(self, reader: IndexReader, question: str, context: str) -> tuple[list, list[float]]:
+        """The question's concepts (weight 1), then the context's other ones (CONTEXT_WEIGHT)."""
+        concepts = reader.lexical.with_misspellings(self.analyzer.concepts(question))
+        weights = [1.0] * len(concepts)
+        if context:
+            earlier = [c for c in reader.lexical.with_misspellings(self.analyzer.concepts(context)) if c not in concepts]
+            concepts, weights = concepts + earlier, weights + [CONTEXT_WEIGHT] * len(earlier)
+        return concepts, weights
+
+    def _heading_coverage(self, reader: IndexReader, concepts, weights: list[float]) -> np.ndarray:
+        """Weighted share of the question's terms found in each chunk's heading path."""
         headings, _, row_heading = reader.headings
         if not concepts or not len(row_heading):
             return np.zeros(len(row_heading), dtype=np.float32)
         postings = reader.heading_postings
         per_heading = np.zeros(len(headings), dtype=np.float32)
-        for concept in concepts:
+        for concept, weight in zip(concepts, weights):
             hits = [_common(postings, alternative) for alternative in concept]
             hits = [h for h in hits if h is not None and len(h)]
             if hits:
-                per_heading[np.unique(np.concatenate(hits))] += 1
-        return per_heading[row_heading] / len(concepts)
+                per_heading[np.unique(np.concatenate(hits))] += weight
+        return per_heading[row_heading] / sum(weights)
 
     def _passages(self, reader, rows: list[int], fused, concepts, k: int) -> list[Passage]:
         """Merge touching hits of one section into one passage; best first, at most k.

@@ -71,6 +71,25 @@ def test_long_passages_are_trimmed_to_relevant_lines(retriever):
     assert "…" in shown and len([s for s in shown if s != "…"]) <= 3
 
 
+@pytest.mark.parametrize("earlier, follow_up, expected", [
+    ("Prometheus가 뭐야?", "그거 관리하는 Operator는?", "Prometheus Operator :"),
+    ("FCOS가 뭐야?", "업그레이드는 어떻게 해?", "Container Linux의 자동화된 원격 업그레이드"),
+])
+def test_a_follow_up_is_read_with_the_question_before_it(retriever, earlier, follow_up, expected):
+    def top_lines(result):
+        return [line.text for line in result.passages[0].lines] if result.passages else []
+
+    assert not any(expected in line for line in top_lines(retriever.search(follow_up)))  # alone: another passage
+    result = retriever.search(follow_up, context=earlier)
+    assert result.question == follow_up and result.context == earlier
+    assert any(expected in line for line in top_lines(result)), top_lines(result)
+
+
+def test_context_never_answers_a_follow_up_the_notes_do_not_cover(retriever):
+    result = retriever.search("Azure 가상 네트워크 피어링은?", context="Skopeo가 뭐야?")
+    assert not result.answered and not result.passages
+
+
 @pytest.mark.parametrize("question", ["", "   \n", "질" * 1001])
 def test_bad_questions_raise(retriever, question):
     with pytest.raises(BadQuestion):

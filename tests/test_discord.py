@@ -223,6 +223,24 @@ async def test_a_reply_to_an_answer_asks_a_follow_up(world):
     assert "- Buildah : 컨테이너 이미지를 빌드하기 위한 명령줄 도구" in answer.embeds[0].description
 
 
+async def test_a_follow_up_is_read_with_the_questions_it_replies_to(world, settings):
+    await world.alice.send(world.channel, f"{world.env.bot.user.mention} Prometheus가 뭐야?")
+    first = world.channel.last_message
+    await world.alice.send(world.channel, "그거 관리하는 Operator는?", reply_to=first)
+    second = world.channel.last_message
+    assert "- Prometheus Operator :" in second.embeds[0].description.split("\n")[0]
+    assert second.content.endswith(":\n> Prometheus가 뭐야?")  # says what it was read with
+    asked = await world.bob.send(world.channel, "그럼 지표는 어디로 노출해?", reply_to=second)
+    third = world.channel.last_message
+    assert third.reference.message_id == asked.id and third.author.id == world.env.bot.user.id
+    assert third.content == "앞선 질문에 이어서 찾았습니다:\n> Prometheus가 뭐야? 그거 관리하는 Operator는?"
+    assert "- Prometheus Adapter :" in third.embeds[0].description.split("\n")[0], third.embeds[0].description
+    with closing(sqlite3.connect(settings.discord.feedback_db)) as db:
+        asked = db.execute("SELECT context, question FROM answers ORDER BY id").fetchall()
+    assert asked == [("", "Prometheus가 뭐야?"), ("Prometheus가 뭐야?", "그거 관리하는 Operator는?"),
+                     ("Prometheus가 뭐야? 그거 관리하는 Operator는?", "그럼 지표는 어디로 노출해?")]
+
+
 async def test_a_reply_arriving_without_its_text_gets_a_hint(world):
     """Discord withholds the text of some replies from bots without the privileged
     intent (simcord: replies to slash-command answers); the bot says how to ask."""
@@ -290,7 +308,7 @@ async def test_outside_the_channel_allowlist_the_bot_stays_quiet(notes, retrieve
 class Broken:
     """A retriever that fails, to exercise error handling."""
 
-    def search(self, question, k=None):
+    def search(self, question, k=None, context=""):
         raise RuntimeError("index exploded")
 
 
@@ -453,7 +471,7 @@ class Gated:
         self.lock = threading.Lock()
         self.started = self.finished = 0
 
-    def search(self, question, k=None):
+    def search(self, question, k=None, context=""):
         with self.lock:
             self.started += 1
         try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
+from contextlib import closing
 from dataclasses import replace
 
 import simcord
@@ -82,3 +84,19 @@ async def test_discord_watch_answers_from_an_edited_note_within_seconds(tmp_path
         after = await w.bob.slash(w.channel, "ask", question="When does the etcd backup run?")
         assert "03:30 UTC" in after.response.embeds[0].description, waited
         assert waited < 30, f"the bot took {waited:.1f} s to follow the edit"
+
+
+def test_a_feedback_database_from_before_follow_up_context_keeps_its_answers(tmp_path, retriever):
+    """Upgrading the bot keeps the votes and answers already stored."""
+    path = tmp_path / "feedback.sqlite"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE answers (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, "
+                   "question TEXT NOT NULL, answered INTEGER NOT NULL, generation TEXT NOT NULL, "
+                   "citations TEXT NOT NULL, asker TEXT NOT NULL, channel INTEGER)")
+        db.execute("INSERT INTO answers VALUES (1, '2026-01-01', 'Skopeo가 뭐야?', 1, 'gen-old', '[]', 'x', 7)")
+    store = FeedbackStore(path)
+    assert store.conversation(1) == "Skopeo가 뭐야?"
+    follow_up = retriever.search("그거 이미지 검사도 돼?", context=store.conversation(1))
+    assert store.conversation(store.record_answer(follow_up, 42, 7)) == "Skopeo가 뭐야? 그거 이미지 검사도 돼?"
+    assert store.vote(1, 42, "down") == "Skopeo가 뭐야?"
+    assert [v.question for v in store.votes(bad_only=True)] == ["Skopeo가 뭐야?"]

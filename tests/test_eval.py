@@ -271,6 +271,25 @@ def test_quality_gate_on_the_bundled_note(bundled_index, model):
     assert s["all"].nf_recall >= 0.85, format_report(report)
 
 
+class _FollowUpAlone(OkdbotSystem):
+    """okdbot reading each follow-up on its own, as if it were a new question."""
+
+    def search(self, question, k, after=""):
+        return super().search(question, k)
+
+
+def test_follow_ups_are_answered_from_the_conversation(bundled_index, model):
+    questions = load_questions(ROOT / "eval" / "okd-follow-ups.yaml")
+    assert all(q.after for q in questions.questions) and len(questions.questions) >= 20
+    for q in questions.questions:
+        assert all(e.text in NOTE_TEXT for e in q.evidence), (q.line, q.evidence)
+    retriever = _repo_retriever(bundled_index, model)
+    read_with = run(OkdbotSystem(retriever), questions).slices["all"]
+    alone = run(_FollowUpAlone(retriever), questions).slices["all"]
+    assert read_with.hit[1] >= 0.9 and read_with.hit[1] > alone.hit[1], (read_with, alone)
+    assert read_with.nf_precision >= 0.9 and read_with.quoted_unanswerable == 0, read_with
+
+
 # ---------------------------------------------------------------- the command
 
 def test_eval_command_prints_json_and_fails_fast_on_a_bad_file(tmp_path):
