@@ -40,6 +40,7 @@ _SCHEMA: dict[str, Any] = {
         "dense_weight": float,
         "dense_weight_korean": float,
         "heading_boost": float,
+        "definition_boost": float,
         "threshold": float,
         "dense_threshold": float,
         "synonyms": str,
@@ -115,6 +116,7 @@ class RetrievalSettings:
     dense_weight: float = 0.3
     dense_weight_korean: float = 0.0
     heading_boost: float = 0.4
+    definition_boost: float = 0.5
     threshold: float = 0.45
     dense_threshold: float = 0.6
     synonyms: Path | None = None

@@ -23,7 +23,7 @@ import numpy as np
 from .config import RetrievalSettings, Source
 from .chunk import is_image_only
 from .errors import IndexMismatch, OkdbotError
-from .lexical import Analyzer, concept_in
+from .lexical import Analyzer, concept_in, has_hangul
 from .question import MAX_QUESTION_CHARS, check_question  # noqa: F401 (part of this module's interface)
 from .store import ChunkRecord, IndexReader, current_generation, open_index
 
@@ -33,6 +33,11 @@ DENSE_CANDIDATES = 200
 CONTEXT_WEIGHT = 0.5  # an earlier question's terms count half as much as the follow-up's own
 CONTEXT_CHARS = 300  # the most recent part of a conversation that is read with a follow-up
 _LATIN = re.compile(r"[A-Za-z]")
+# "- Podman : …", "**Skopeo**: …", "1. Cri-O - …": a line that defines the term before the separator
+_DEFINITION = re.compile(r"^\s*(?:[-*+]|\d+[.)])?\s*(?:\*\*|__)?(?P<term>[^:：*_\n]{1,60}?)(?:\*\*|__)?\s*(?:[:：]|\s[-–—]\s)\s*\S")
+# a section that defines its title: "### MetalLB란?", "## Operator", "### What is Tekton?"
+_DEFINED_HEADING = re.compile(r"^(?:what\s+is\s+(?:an?\s+)?)?(?P<term>[^\uac00-\ud7a3?？]{1,60}?)\s*(?:이란|란)?\s*[?？]?$",
+                              re.IGNORECASE)
 _LEAD = re.compile(r"^(?:\*\*[^*].*\*\*|__[^_].*__)(?:\s*<br\s*/?>)?$|^.*[:：]$", re.IGNORECASE)
 
 
@@ -145,6 +150,10 @@ class Retriever:
         lexical = bm25 / bm25.max() if bm25.max() > 0 else bm25
         heading = self._heading_coverage(reader, concepts, weights)
         fused = s.lexical_weight * (0.5 * lexical + 0.5 * coverage) + w_dense * dense + s.heading_boost * heading
+        best = float(fused.max()) if n else 0.0  # before the definition boost
+        defining = self._definitions(reader, np.argsort(-fused, kind="stable")[: 4 * k],
+                                     [c for c, w in zip(concepts, weights) if w == 1.0])
+        fused[defining] += s.definition_boost
         order = np.argsort(-fused, kind="stable")
         top = int(order[0]) if n else -1
         answered = bool(n > 0 and (coverage[top] >= s.threshold or (w_dense > 0 and dense[top] >= s.dense_threshold)))
@@ -153,8 +162,8 @@ class Retriever:
         if not answered:
             result.suggestions = self._suggestions(reader, order[:20])
             return result
-        keep = [int(i) for i in order[: 4 * k]
-                if fused[i] >= 0.6 * fused[top] and (coverage[i] >= 0.5 * coverage[top] or dense[i] >= s.dense_threshold)]
+        keep = [int(i) for i in order[: 4 * k] if i in defining or (
+                fused[i] >= 0.6 * best and (coverage[i] >= 0.5 * coverage[top] or dense[i] >= s.dense_threshold))]
         result.passages = self._passages(reader, keep, fused, concepts, k)
         return result
 
@@ -178,6 +187,25 @@ class Retriever:
             earlier = [c for c in reader.lexical.with_misspellings(self.analyzer.concepts(context)) if c not in concepts]
             concepts, weights = concepts + earlier, weights + [CONTEXT_WEIGHT] * len(earlier)
         return concepts, weights
+
+    def _definitions(self, reader: IndexReader, rows, concepts) -> list[int]:
+        """Of `rows`, those that define what the question names (see `_defines`)."""
+        if not self.settings.definition_boost:
+            return []
+        return [int(i) for i in rows if self._defines(reader.chunks[int(i)], concepts)]
+
+    def _defines(self, chunk: ChunkRecord, concepts) -> bool:
+        """Whether the chunk defines exactly what the question names: it opens with
+        a definition ("- Podman : …" for "Podman이 뭐야?") or its section is titled
+        with the term ("### MetalLB란?"). Only Latin terms are read: a Hangul term
+        would need the Korean analyser, which a cold query may not have loaded."""
+        return bool(concepts) and any(self._names_exactly(term, concepts) for term in _defined_terms(chunk))
+
+    def _names_exactly(self, term: str, concepts) -> bool:
+        """Whether `term` holds every concept of the question and nothing else."""
+        term = set(self.analyzer.tokens(term))
+        named = {token for concept in concepts for phrase in concept for token in phrase}
+        return bool(term) and term <= named and all(concept_in(c, term) for c in concepts)
 
     def _heading_coverage(self, reader: IndexReader, concepts, weights: list[float]) -> np.ndarray:
         """Weighted share of the question's terms found in each chunk's heading path."""
@@ -265,6 +293,12 @@ class Retriever:
 
 def _sources(reader: IndexReader) -> dict[str, Source]:
     return {s["name"]: Source.from_dict(s) for s in reader.manifest["sources"]}
+
+
+def _defined_terms(chunk: ChunkRecord) -> list[str]:
+    """The Latin terms a chunk defines: by its opening line, or by its section's title."""
+    found = [_DEFINITION.match(chunk.text), _DEFINED_HEADING.match(chunk.heading.rsplit(" > ", 1)[-1].strip())]
+    return [m["term"] for m in found if m and not has_hangul(m["term"])]
 
 
 def _is_lead(chunk: ChunkRecord) -> bool:

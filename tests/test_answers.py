@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from dataclasses import replace
+
 from okdbot.answer import quote_lines, to_text
 from okdbot.errors import BadQuestion
+from okdbot.retrieve import Retriever
+
+from .conftest import indexed_notes
 
 # (question, the component line the first passage must quote)
 PARAPHRASES = [
@@ -69,6 +74,32 @@ def test_long_passages_are_trimmed_to_relevant_lines(retriever):
     shown = quote_lines(top, 3)
     assert any("AlertManager" in line for line in shown)
     assert "…" in shown and len([s for s in shown if s != "…"]) <= 3
+
+
+@pytest.mark.parametrize("question, definition", [
+    ("Podman이 뭐야?", "- Podman :"),  # also named in FCOS's list of container tools
+    ("What is Prometheus?", "- Prometheus :"),  # also named by six monitoring components
+    ("Grafana가 뭐야?", "- Grafana :"),  # also a bare "- Grafana" line under monitoring
+    ("what is cri-o", "- Cri-O :"),  # also "Cri-O 컨테이너 엔진 내장" under FCOS
+    ("Prometheus Operator는 뭐야?", "- Prometheus Operator :"),  # not the definition of Prometheus alone
+])
+def test_asking_what_something_is_quotes_its_definition_first(retriever, question, definition):
+    first = retriever.search(question).passages[0]
+    assert first.lines[0].text.startswith(definition), [line.text for line in first.lines]
+    undefined = Retriever(retriever.index_dir, replace(retriever.settings, definition_boost=0.0),
+                          retriever.encoder, retriever.analyzer)
+    if question != "Prometheus Operator는 뭐야?":  # without the boost, a mere mention comes first
+        assert not undefined.search(question).passages[0].lines[0].text.startswith(definition)
+
+
+def test_a_section_titled_with_the_term_defines_it(tmp_path, model, analyzer):
+    metallb = "\n".join([
+        "# Day42", "## MetalLB", "### MetalLB란?", "- 베어메탈 클러스터에 로드 밸런서 서비스를 제공하는 도구", "",
+        "### MetalLB 설치", "- MetalLB 설치: kubectl apply로 MetalLB manifest를 적용해서 MetalLB를 띄운다",
+        "- MetalLB 주소 풀은 ConfigMap에 적고 MetalLB speaker가 알린다", ""])
+    settings = indexed_notes(tmp_path, model, analyzer, {"Day42.md": metallb})
+    result = Retriever(settings.index_dir, settings.retrieval, model, analyzer).search("what is MetalLB")
+    assert result.passages[0].heading.endswith("MetalLB > MetalLB란?"), result.passages[0].heading
 
 
 @pytest.mark.parametrize("earlier, follow_up, expected", [
