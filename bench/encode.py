@@ -1,0 +1,113 @@
+"""Where the fast path's question encode time goes: weights streamed vs tokens computed.
+
+    python bench/encode.py [--index DIR] [--repeat 200]
+
+Times the exported ONNX encoder (okdbot.onnx_embed, as queries run it) on
+synthetic questions of 4 to 32 tokens, with 1 and 2 onnxruntime threads, and
+fits time = intercept + slope × tokens. The intercept is the cost of reading
+every weight matrix once per question, whatever its length; the script prints
+the size of those matrices next to this CPU's last-level cache, and the
+bandwidth the intercept implies. It also prints the token lengths of the
+English questions of eval/okd-note.yaml, the questions the issue's 5 ms
+target is hardest on (Korean questions are not embedded by default).
+
+Without --index it uses the repository's index/ (built by `okdbot index`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT  # noqa: E402
+
+LENGTHS = (4, 8, 12, 16, 24, 32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--index", type=Path, default=ROOT / "index")
+    parser.add_argument("--repeat", type=int, default=200)
+    args = parser.parse_args()
+
+    from okdbot.errors import IndexMissing
+    from okdbot.evaluate import load_questions
+    from okdbot.onnx_embed import OnnxEncoder, make_session, read_export
+    from okdbot.store import live_manifest
+
+    try:
+        manifest = live_manifest(args.index)
+    except IndexMissing:
+        manifest = {}
+    if "query_model" not in manifest:
+        sys.exit(f"no index with an exported query model in {args.index}; run `okdbot index` first")
+    folder = args.index / manifest["query_model"]["path"]
+    record = read_export(folder)
+    matrices = matmul_weight_bytes(folder / "model.onnx")
+    print(f"weight matrices read per question: {matrices / 1e6:.1f} MB (fp32); "
+          f"last-level cache: {last_level_cache()}")
+
+    encoder = OnnxEncoder(folder, record)
+    english = [q.text for q in load_questions(ROOT / "eval" / "okd-note.yaml").questions if q.lang == "en"]
+    tokens = sorted(len(encoder.tokenizer.encode(q).ids) for q in english)
+    print(f"English questions of eval/okd-note.yaml: {len(tokens)}, tokens median {statistics.median(tokens):.0f}"
+          f" (min {tokens[0]}, max {tokens[-1]})")
+
+    print(f"\nmedian ms per question of n tokens\n{'threads':>7} " + " ".join(f"{n:>3} tok" for n in LENGTHS)
+          + "   intercept   per token   implied read rate")
+    for threads in (1, 2):
+        encoder.session = make_session(folder / "model.onnx", threads)
+        times = [encode_ms(encoder, n, args.repeat) for n in LENGTHS]
+        slope, intercept = fit(LENGTHS, times)
+        print(f"{threads:>7} " + " ".join(f"{t:7.2f}" for t in times)
+              + f"   {intercept:6.2f} ms   {slope:6.3f} ms   {matrices / 1e9 / (intercept / 1000):5.1f} GB/s")
+
+
+def encode_ms(encoder, tokens: int, repeat: int) -> float:
+    """Median ms of encoding one text of exactly `tokens` tokens ([CLS] … [SEP] included)."""
+    text = " ".join(["word"] * (tokens - 2))
+    assert len(encoder.tokenizer.encode(text).ids) == tokens
+    for _ in range(20):
+        encoder.encode([text])
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        encoder.encode([text])
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def fit(xs, ys) -> tuple[float, float]:
+    """Least-squares slope and intercept."""
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return slope, my - slope * mx
+
+
+def matmul_weight_bytes(model: Path) -> int:
+    """Bytes of the initializers multiplied by MatMul/Gemm nodes (read in full for every question)."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    sizes = {}
+    for init in graph.initializer:
+        count = 1
+        for dim in init.dims:
+            count *= dim
+        sizes[init.name] = count * 4
+    used = {name for node in graph.node if node.op_type in ("MatMul", "Gemm") for name in node.input}
+    return sum(size for name, size in sizes.items() if name in used)
+
+
+def last_level_cache() -> str:
+    caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"))
+    return caches[-1].read_text().strip() if caches else "unknown"
+
+
+if __name__ == "__main__":
+    main()
