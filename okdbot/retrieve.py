@@ -107,6 +107,7 @@ class Retriever:
         self.analyzer = analyzer
         self._lock = threading.Lock()
         self._reader = reader or open_index(index_dir)
+        self._terms: tuple[str, dict[int, list[set[str]]]] = ("", {})  # (generation, row → defined terms' tokens)
         self._check_model(self._reader)
 
     @property
@@ -189,23 +190,27 @@ class Retriever:
         return concepts, weights
 
     def _definitions(self, reader: IndexReader, rows, concepts) -> list[int]:
-        """Of `rows`, those that define what the question names (see `_defines`)."""
-        if not self.settings.definition_boost:
+        """Of `rows`, those that define exactly what the question names: the chunk
+        opens with a definition ("- Podman : …" for "Podman이 뭐야?") or its section
+        is titled with the term ("### MetalLB란?"), and the term holds every concept
+        of the question and nothing else."""
+        if not self.settings.definition_boost or not concepts:
             return []
-        return [int(i) for i in rows if self._defines(reader.chunks[int(i)], concepts)]
-
-    def _defines(self, chunk: ChunkRecord, concepts) -> bool:
-        """Whether the chunk defines exactly what the question names: it opens with
-        a definition ("- Podman : …" for "Podman이 뭐야?") or its section is titled
-        with the term ("### MetalLB란?"). Only Latin terms are read: a Hangul term
-        would need the Korean analyser, which a cold query may not have loaded."""
-        return bool(concepts) and any(self._names_exactly(term, concepts) for term in _defined_terms(chunk))
-
-    def _names_exactly(self, term: str, concepts) -> bool:
-        """Whether `term` holds every concept of the question and nothing else."""
-        term = set(self.analyzer.tokens(term))
         named = {token for concept in concepts for phrase in concept for token in phrase}
-        return bool(term) and term <= named and all(concept_in(c, term) for c in concepts)
+        return [int(i) for i in rows if any(
+            term <= named and all(concept_in(c, term) for c in concepts) for term in self._defined(reader, int(i)))]
+
+    def _defined(self, reader: IndexReader, row: int) -> list[set[str]]:
+        """The tokens of each term chunk `row` defines (remembered per index generation).
+        Only Latin terms are read: a Hangul term would need the Korean analyser,
+        which a cold query may not have loaded."""
+        generation, known = self._terms
+        if generation != reader.name:
+            known = {}
+            self._terms = (reader.name, known)
+        if row not in known:
+            known[row] = [t for t in (set(self.analyzer.tokens(term)) for term in _defined_terms(reader.chunks[row])) if t]
+        return known[row]
 
     def _heading_coverage(self, reader: IndexReader, concepts, weights: list[float]) -> np.ndarray:
         """Weighted share of the question's terms found in each chunk's heading path."""
