@@ -97,6 +97,10 @@ def test_a_feedback_database_from_before_follow_up_context_keeps_its_answers(tmp
     store = FeedbackStore(path)
     assert store.conversation(1) == "Skopeo가 뭐야?"
     follow_up = retriever.search("그거 이미지 검사도 돼?", context=store.conversation(1))
-    assert store.conversation(store.record_answer(follow_up, 42, 7)) == "Skopeo가 뭐야? 그거 이미지 검사도 돼?"
+    answer_id = store.record_answer(follow_up, 42, 7)
+    assert store.conversation(answer_id) == "Skopeo가 뭐야? 그거 이미지 검사도 돼?"
     assert store.vote(1, 42, "down") == "Skopeo가 뭐야?"
-    assert [v.question for v in store.votes(bad_only=True)] == ["Skopeo가 뭐야?"]
+    store.vote(answer_id, 42, "down")
+    listed = {v.answer_id: v.to_json() for v in store.votes(bad_only=True)}
+    assert listed[1]["question"] == "Skopeo가 뭐야?" and listed[1]["context"] == ""
+    assert listed[answer_id]["question"] == "그거 이미지 검사도 돼?" and listed[answer_id]["context"] == "Skopeo가 뭐야?"
