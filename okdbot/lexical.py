@@ -190,14 +190,24 @@ class Analyzer:
         """Analyse the synonyms file now (and remember it in the cache)."""
         self._synonym_table()
 
+    def use_synonyms(self, synonyms: Sequence[SynonymGroup]) -> None:
+        """Apply other synonym groups from now on (an edited synonyms file). They are
+        analysed first: a ConfigError leaves the current groups in use."""
+        phrases, longest = self._analyse_synonyms(tuple(synonyms))
+        self._groups, self._phrases, self._longest = tuple(synonyms), phrases, longest
+
     def _synonym_table(self) -> dict[tuple[str, ...], Concept]:
         """term tokens → all alternatives of the groups holding that term."""
-        if self._phrases is not None:
-            return self._phrases
+        if self._phrases is None:
+            self._phrases, self._longest = self._analyse_synonyms(self._groups)
+        return self._phrases
+
+    def _analyse_synonyms(self, groups) -> tuple[dict[tuple[str, ...], Concept], int]:
+        """(term tokens → all alternatives of the groups holding that term, longest term in tokens)."""
         table: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
         known = self._read_term_cache()
         analysed: dict[str, list[str]] = {}
-        for group in self._groups:
+        for group in groups:
             phrases = []
             for term in group.terms:
                 analysed[term] = known[term] if term in known else self.tokens(term)
@@ -210,9 +220,8 @@ class Analyzer:
                 table.setdefault(phrase, set()).update(phrases)
         if analysed.keys() - known.keys():
             self._write_term_cache(analysed)
-        self._longest = max((len(p) for p in table), default=1)
-        self._phrases = {phrase: frozenset(alternatives) for phrase, alternatives in table.items()}
-        return self._phrases
+        longest = max((len(p) for p in table), default=1)
+        return {phrase: frozenset(alternatives) for phrase, alternatives in table.items()}, longest
 
     def _read_term_cache(self) -> dict[str, list[str]]:
         try:

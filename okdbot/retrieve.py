@@ -26,6 +26,7 @@ from .errors import IndexMismatch, OkdbotError
 from .lexical import Analyzer, concept_in, has_hangul
 from .question import MAX_QUESTION_CHARS, check_question  # noqa: F401 (part of this module's interface)
 from .store import ChunkRecord, IndexReader, current_generation, open_index
+from .synonyms import load_synonyms
 
 log = logging.getLogger("okdbot")
 
@@ -108,6 +109,7 @@ class Retriever:
         self._lock = threading.Lock()
         self._reader = reader or open_index(index_dir)
         self._terms: tuple[str, dict[int, list[set[str]]]] = ("", {})  # (generation, row → defined terms' tokens)
+        self._synonyms_seen = _stamp(settings.synonyms)  # the analyzer holds this version of the file
         self._check_model(self._reader)
 
     @property
@@ -132,12 +134,32 @@ class Retriever:
         log.info("switched to index generation %s", reader.name)
         return True
 
+    def follow_synonyms(self) -> bool:
+        """Apply an edited synonyms file (retrieval.synonyms) from this question on, so a
+        running bot needs no restart; True when it did. A file that cannot be used is
+        logged and the synonyms in use are kept."""
+        stamp = _stamp(self.settings.synonyms)
+        if stamp == self._synonyms_seen:
+            return False
+        with self._lock:
+            if stamp == self._synonyms_seen:
+                return False
+            self._synonyms_seen = stamp
+            try:
+                self.analyzer.use_synonyms(load_synonyms(self.settings.synonyms))
+            except OkdbotError as exc:
+                log.warning("keeping the synonyms in use: %s", exc)
+                return False
+        log.info("synonyms reloaded from %s", self.settings.synonyms)
+        return True
+
     def search(self, question: str, k: int | None = None, context: str = "") -> Result:
         """Answer `question`. A follow-up passes the conversation so far as `context`:
         its terms help find the passage (at CONTEXT_WEIGHT), the question's own decide."""
         question = check_question(question)
         context = " ".join(context.split())[-CONTEXT_CHARS:]
         self.refresh()
+        self.follow_synonyms()
         reader = self._reader  # one generation for the whole search: no torn reads
         k = k or self.settings.k
         korean = is_korean(question)
@@ -298,6 +320,15 @@ class Retriever:
 
 def _sources(reader: IndexReader) -> dict[str, Source]:
     return {s["name"]: Source.from_dict(s) for s in reader.manifest["sources"]}
+
+
+def _stamp(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells an edited file from the one read before (None: no file)."""
+    try:
+        st = path.stat() if path else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino) if st else None
 
 
 def _defined_terms(chunk: ChunkRecord) -> list[str]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 import shutil
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +119,26 @@ def test_an_english_question_reaches_a_korean_line_only_through_synonyms(tmp_pat
     groups = load_synonyms(_write(tmp_path, "synonyms.yaml", GROUPS))
     found = _repo_retriever(bundled_index, model, synonyms=groups).search(SKOPEO_EN)
     assert found.answered and any("Skopeo :" in line.text for line in found.passages[0].lines)
+
+
+def test_an_edited_synonyms_file_applies_from_the_next_question_without_a_restart(tmp_path, bundled_index, model,
+                                                                                 caplog):
+    def quotes_skopeo(result):
+        return result.answered and any("Skopeo :" in line.text for line in result.passages[0].lines)
+
+    path = _write(tmp_path, "synonyms.yaml", "- [image, 이미지]\n")
+    settings = replace(load_settings(ROOT / "okdbot.yaml", env={}).retrieval, synonyms=path)
+    retriever = Retriever(bundled_index.index_dir, settings, model, Analyzer(synonyms=load_synonyms(path)).load())
+    question = "미러링은 뭘로 해?"  # the note says 복사 (copy), never 미러링
+    assert not quotes_skopeo(retriever.search(question))
+    path.write_text("- [image, 이미지]\n- [mirroring, 미러링, 복사]\n", encoding="utf-8")
+    assert quotes_skopeo(retriever.search(question))
+    path.write_text("- [미러링]\n", encoding="utf-8")  # a mistake while editing: the working groups stay
+    with caplog.at_level(logging.WARNING, logger="okdbot"):
+        assert quotes_skopeo(retriever.search(question))
+    assert "keeping the synonyms in use" in caplog.text and "at least two terms" in caplog.text
+    path.write_text("- [image, 이미지]\n", encoding="utf-8")
+    assert not quotes_skopeo(retriever.search(question))
 
 
 def test_a_phrase_synonym_matches_only_where_all_its_words_are(tmp_path, analyzer):
