@@ -88,6 +88,15 @@ class Source:
                    url=data.get("url", ""), link=data.get("link", ""))
 
 
+def _ad_hoc_source(settings: "Settings", folder: Path, url: str | None) -> Source:
+    """The one source of --corpus: a configured source when it names the same folder
+    (so its chunks keep their identity, its glob and link), else a new "corpus"."""
+    for source in settings.sources:
+        if source.path == folder:
+            return source if url is None else replace(source, url=url, link="")
+    return Source("corpus", folder, url=url or "")
+
+
 def default_link_template(base: str) -> str:
     """Line-anchored links per host. GitHub ignores line anchors on rendered
     Markdown unless `?plain=1` is given; GitLab uses `#L1-2`."""
@@ -174,7 +183,7 @@ def load_settings(
     base = path.parent if path else Path.cwd()
     settings = _settings_from(data, base, path)
     if corpus is not None:
-        settings = settings.with_sources((Source("corpus", Path(corpus).resolve(), url=source_url or ""),))
+        settings = settings.with_sources((_ad_hoc_source(settings, Path(corpus).resolve(), source_url),))
     elif source_url is not None:
         raise ConfigError("--source-url needs --corpus: it sets the link base of that ad-hoc source")
     if index is not None:

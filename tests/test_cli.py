@@ -88,6 +88,16 @@ def test_index_json_contract(first_answer, fresh_clone):
     assert data["embedded"] == 0 and data["reused"] == data["chunks"] > 40
 
 
+def test_index_of_a_configured_folder_by_corpus_flag_is_the_same_index(first_answer, fresh_clone):
+    """`--corpus corpus` names the folder okdbot.yaml already lists: nothing is re-added."""
+    proc = run_cli("index", "--corpus", "corpus", "--json", cwd=fresh_clone)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["embedded"] == 0 and data["removed"] == 0 and data["reused"] == data["chunks"] > 40
+    query = json.loads(run_cli("query", "--json", "Skopeo가 뭐야?", cwd=fresh_clone).stdout)
+    assert query["passages"][0]["url"].startswith("https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/")
+
+
 def _one_line_error(proc, *needles):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr

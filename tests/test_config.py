@@ -57,3 +57,13 @@ def test_corpus_flag_replaces_sources(tmp_path):
     s = load_settings(tmp_path / "okdbot.yaml", corpus=tmp_path / "other", source_url="https://h/x/", env={})
     assert [x.path for x in s.sources] == [(tmp_path / "other").resolve()]
     assert s.sources[0].url == "https://h/x/"
+
+
+def test_corpus_flag_naming_a_configured_folder_keeps_that_source(tmp_path):
+    (tmp_path / "okdbot.yaml").write_text(
+        "sources:\n  - name: n\n    path: notes\n    glob: '*.md'\n    url: https://github.com/o/r/blob/main/\n",
+        encoding="utf-8")
+    kept = load_settings(tmp_path / "okdbot.yaml", corpus=tmp_path / "notes", env={}).sources
+    assert [(x.name, x.glob, x.url) for x in kept] == [("n", "*.md", "https://github.com/o/r/blob/main/")]
+    moved = load_settings(tmp_path / "okdbot.yaml", corpus=tmp_path / "notes", source_url="https://h/x/", env={})
+    assert [(x.name, x.glob, x.url) for x in moved.sources] == [("n", "*.md", "https://h/x/")]
