@@ -168,14 +168,14 @@ class Retriever:
         w_dense = s.dense_weight_korean if korean else s.dense_weight
         # dense first: a cold CLI's Korean analyser may still be loading in its own process
         dense = self._dense(reader, question, n) if w_dense > 0 else np.zeros(n, dtype=np.float32)
-        concepts, weights = self._concepts(reader, question, context)
+        own = reader.lexical.with_misspellings(self.analyzer.concepts(question))
+        concepts, weights = self._with_context(reader, own, context)
         bm25, coverage = reader.lexical.score(concepts, weights) if concepts else (np.zeros(n), np.zeros(n))
         lexical = bm25 / bm25.max() if bm25.max() > 0 else bm25
         heading = self._heading_coverage(reader, concepts, weights)
         fused = s.lexical_weight * (0.5 * lexical + 0.5 * coverage) + w_dense * dense + s.heading_boost * heading
         best = float(fused.max()) if n else 0.0  # before the definition boost
-        defining = self._definitions(reader, np.argsort(-fused, kind="stable")[: 4 * k],
-                                     [c for c, w in zip(concepts, weights) if w == 1.0])
+        defining = self._definitions(reader, np.argsort(-fused, kind="stable")[: 4 * k], own)
         fused[defining] += s.definition_boost
         order = np.argsort(-fused, kind="stable")
         top = int(order[0]) if n else -1
@@ -202,14 +202,11 @@ class Retriever:
                 out[row] = score
         return np.clip(out, 0.0, 1.0)
 
-    def _concepts(self, reader: IndexReader, question: str, context: str) -> tuple[list, list[float]]:
-        """The question's concepts (weight 1), then the context's other ones (CONTEXT_WEIGHT)."""
-        concepts = reader.lexical.with_misspellings(self.analyzer.concepts(question))
-        weights = [1.0] * len(concepts)
-        if context:
-            earlier = [c for c in reader.lexical.with_misspellings(self.analyzer.concepts(context)) if c not in concepts]
-            concepts, weights = concepts + earlier, weights + [CONTEXT_WEIGHT] * len(earlier)
-        return concepts, weights
+    def _with_context(self, reader: IndexReader, own: list, context: str) -> tuple[list, list[float]]:
+        """The question's own concepts (weight 1), then the context's other ones (CONTEXT_WEIGHT)."""
+        earlier = [c for c in reader.lexical.with_misspellings(self.analyzer.concepts(context))
+                   if c not in own] if context else []
+        return own + earlier, [1.0] * len(own) + [CONTEXT_WEIGHT] * len(earlier)
 
     def _definitions(self, reader: IndexReader, rows, concepts) -> list[int]:
         """Of `rows`, those that define exactly what the question names: the chunk
