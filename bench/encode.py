@@ -4,7 +4,10 @@
 
 Times the exported ONNX encoder (okdbot.onnx_embed, as queries run it) on
 synthetic questions of 4 to 32 tokens, with 1 and 2 onnxruntime threads, and
-fits time = intercept + slope × tokens. The intercept is the cost of reading
+fits time = intercept + slope × tokens. Two threads are timed with idle
+threads sleeping (as okdbot runs them) and spinning (onnxruntime's default),
+first on a quiet machine, then while another process keeps one core busy (a
+bot answering while `okdbot index` runs), which is when spinning hurts. The intercept is the cost of reading
 every weight matrix once per question, whatever its length; the script prints
 the size of those matrices next to this CPU's last-level cache, and the
 bandwidth the intercept implies. It also prints the token lengths of the
@@ -17,7 +20,9 @@ Without --index it uses the repository's index/ (built by `okdbot index`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,14 +63,29 @@ def main() -> None:
     print(f"English questions of eval/okd-note.yaml: {len(tokens)}, tokens median {statistics.median(tokens):.0f}"
           f" (min {tokens[0]}, max {tokens[-1]})")
 
-    print(f"\nmedian ms per question of n tokens\n{'threads':>7} " + " ".join(f"{n:>3} tok" for n in LENGTHS)
-          + "   intercept   per token   implied read rate")
-    for threads in (1, 2):
-        encoder.session = make_session(folder / "model.onnx", threads)
-        times = [encode_ms(encoder, n, args.repeat) for n in LENGTHS]
-        slope, intercept = fit(LENGTHS, times)
-        print(f"{threads:>7} " + " ".join(f"{t:7.2f}" for t in times)
-              + f"   {intercept:6.2f} ms   {slope:6.3f} ms   {matrices / 1e9 / (intercept / 1000):5.1f} GB/s")
+    for busy in (False, True):
+        print(f"\nmedian ms per question of n tokens, {'one core kept busy by another process' if busy else 'quiet'}\n"
+              f"{'session':20} " + " ".join(f"{n:>3} tok" for n in LENGTHS) + "   intercept   per token   implied read rate")
+        with busy_core() if busy else contextlib.nullcontext():
+            for threads, spinning in ((1, False), (2, False), (2, True)):
+                encoder.session = make_session(folder / "model.onnx", threads, spinning)
+                times = [encode_ms(encoder, n, args.repeat) for n in LENGTHS]
+                slope, intercept = fit(LENGTHS, times)
+                label = f"{threads} thread{'s' if threads > 1 else ''}" + (", spinning" if spinning else "")
+                print(f"{label:20} " + " ".join(f"{t:7.2f}" for t in times)
+                      + f"   {intercept:6.2f} ms   {slope:6.3f} ms   {matrices / 1e9 / (intercept / 1000):5.1f} GB/s")
+
+
+@contextlib.contextmanager
+def busy_core():
+    """Another process spinning on one core meanwhile."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def encode_ms(encoder, tokens: int, repeat: int) -> float:
