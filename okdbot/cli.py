@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,11 +21,36 @@ log = logging.getLogger("okdbot")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """Run one command; its exit code."""
+    return _dispatch(_parser().parse_args(argv))
+
+
+def run() -> None:
+    """The `okdbot` program. A query leaves without the interpreter's teardown
+    (freeing the encoder, the index and every module took 70-100 ms of a 0.6 s
+    query here), once its output is flushed; other commands exit normally."""
+    args = _parser().parse_args()
+    code = _dispatch(args)
+    if getattr(args, "quick_exit", False):
+        _leave(code)
+    sys.exit(code)
+
+
+def _leave(code: int) -> None:
+    """Flush what was written, then end the process at once."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader that stopped early; a closed stream
+            pass
+    logging.shutdown()
+    os._exit(code)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, args.quiet)
     if not getattr(args, "func", None):
-        parser.print_help()
+        _parser().print_help()
         return 2
     from .errors import OkdbotError
 
@@ -73,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", metavar="QUESTION", help="the question (omit to read one per line from stdin)")
     p.add_argument("-k", type=int, metavar="N", help="at most N passages (default from config: 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per question per line")
-    p.set_defaults(func=cmd_query)
+    p.set_defaults(func=cmd_query, quick_exit=True)
 
     p = sub.add_parser("discord", parents=[common], help="run the Discord bot (token from $DISCORD_TOKEN)",
                        description="Run the Discord bot: /ask, @mentions and replies. The token is read from "
