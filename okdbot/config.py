@@ -232,6 +232,9 @@ def _find_config(config: str | Path | None, env) -> Path | None:
     return local.resolve() if local.is_file() else None
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the synonyms file in 2 ms instead of 30
+
+
 def compose_yaml(path: Path, what: str, error: type[OkdbotError] = ConfigError, missing: str = "check the path"):
     """The YAML node tree of a file (line numbers kept for messages), or None when
     it is empty; `error` with one line naming the file (and line) when it is
@@ -243,7 +246,7 @@ def compose_yaml(path: Path, what: str, error: type[OkdbotError] = ConfigError, 
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read {what} {path}: {exc}; re-save it as UTF-8") from None
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -25,7 +25,7 @@ from .chunk import is_image_only
 from .errors import IndexMismatch, OkdbotError
 from .lexical import Analyzer, concept_in, has_hangul
 from .question import MAX_QUESTION_CHARS, check_question  # noqa: F401 (part of this module's interface)
-from .store import ChunkRecord, IndexReader, current_generation, open_index
+from .store import CURRENT, ChunkRecord, IndexReader, current_generation, open_index
 from .synonyms import load_synonyms
 
 log = logging.getLogger("okdbot")
@@ -110,6 +110,7 @@ class Retriever:
         self._reader = reader or open_index(index_dir)
         self._terms: tuple[str, dict[int, list[set[str]]]] = ("", {})  # (generation, row → defined terms' tokens)
         self._synonyms_seen = _stamp(settings.synonyms)  # the analyzer holds this version of the file
+        self._current_seen: tuple[int, int, int] | None = None  # the CURRENT file last read
         self._check_model(self._reader)
 
     @property
@@ -118,6 +119,10 @@ class Retriever:
 
     def refresh(self) -> bool:
         """Load the newest generation if it changed; True when it did."""
+        stamp = _stamp(self.index_dir / CURRENT)  # a publish replaces the file: cheaper to stat than to read
+        if stamp is not None and stamp == self._current_seen:
+            return False
+        self._current_seen = stamp
         name = current_generation(self.index_dir)
         if name is None or name == self._reader.name:
             return False

@@ -44,6 +44,7 @@ from .lexical import LexicalIndex
 FORMAT = 1
 WINDOWS = 1024  # faiss id = chunk row * WINDOWS + window number
 CURRENT = "CURRENT"
+NOTES_KEPT = 64  # notes whose lines a reader keeps in memory
 MODELS = "models"  # index/models/<name>/: exported query models, shared by generations
 KEEP_GENERATIONS = 2  # the live one and the one before it (for readers mid-switch)
 
@@ -255,6 +256,7 @@ class IndexReader:
             self._verify()
         self._db_lock = threading.Lock()
         self._db = self._connect()
+        self._notes: dict[tuple[str, str], list[str]] = {}  # (source, file) → lines, the NOTES_KEPT latest read
         self.chunks = self._load_chunks()
         self.lexical = self._load_lexical()
         self.dense = self._load_dense()
@@ -350,11 +352,22 @@ class IndexReader:
 
     def lines(self, source: str, file: str, start: int, end: int) -> list[str]:
         """Lines start..end (1-based, inclusive) of a note as indexed."""
+        return self._note_lines(source, file)[start - 1:end]
+
+    def _note_lines(self, source: str, file: str) -> list[str]:
+        """A note's lines, read once (a search quotes from a few notes, several times each)."""
+        key = (source, file)
         with self._db_lock:
-            row = self._db.execute("SELECT text FROM notes WHERE source=? AND file=?", (source, file)).fetchone()
-        if row is None:
-            raise IndexCorrupt(f"index in {self.path} lacks the note {source}/{file}; run `okdbot index --full`")
-        return row[0].split("\n")[start - 1:end]
+            found = self._notes.get(key)
+            if found is None:
+                row = self._db.execute("SELECT text FROM notes WHERE source=? AND file=?", key).fetchone()
+                if row is None:
+                    raise IndexCorrupt(f"index in {self.path} lacks the note {source}/{file}; "
+                                       "run `okdbot index --full`")
+                if len(self._notes) >= NOTES_KEPT:
+                    self._notes.pop(next(iter(self._notes)))
+                found = self._notes[key] = row[0].split("\n")
+        return found
 
     def line_tokens(self, texts: list[str]) -> dict[str, list[str]]:
         """Stored lexical tokens of these note lines (absent ones are left out)."""
