@@ -74,3 +74,26 @@ def corpus_or_bundled() -> tuple[Path, str, str]:
         return METANET, METANET_URL, "metanet-notes (44 days)"
     print("note: ../shared/corpora not found; measuring the bundled note only", file=sys.stderr)
     return ROOT / "corpus", METANET_URL, "bundled Day26.md"
+
+
+def machine_speed() -> str:
+    """How fast this (shared, virtual) machine is right now, to compare runs made at
+    different times: a fixed compute task (numpy matrix products), and the rate at which
+    one core reads memory far larger than the CPU's caches (what a question's encode
+    waits on)."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+    big = np.ones(64 * 2**20 // 4, dtype=np.float32)  # 64 MB: twice this CPU's last-level cache
+    compute, read = [], []
+    for _ in range(7):
+        started = time.perf_counter()
+        for _ in range(50):
+            a @ a
+        compute.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        big.sum()
+        read.append(time.perf_counter() - started)
+    return (f"machine speed now: 50 matmuls 256² {statistics.median(compute) * 1000:.0f} ms, "
+            f"memory read {big.nbytes / statistics.median(read) / 1e9:.1f} GB/s, "
+            f"load average {os.getloadavg()[0]:.2f}")

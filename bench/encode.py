@@ -5,9 +5,10 @@
 Times the exported ONNX encoder (okdbot.onnx_embed, as queries run it) on
 synthetic questions of 4 to 32 tokens, with 1 and 2 onnxruntime threads, and
 fits time = intercept + slope × tokens. Two threads are timed with idle
-threads sleeping (as okdbot runs them) and spinning (onnxruntime's default),
-first on a quiet machine, then while another process keeps one core busy (a
-bot answering while `okdbot index` runs), which is when spinning hurts. The intercept is the cost of reading
+threads spinning only during a question (as okdbot runs them), never, and
+always (onnxruntime's default), first on a quiet machine, then while another
+process keeps one core busy (a bot answering while `okdbot index` runs),
+which is when spinning between questions hurts. The intercept is the cost of reading
 every weight matrix once per question, whatever its length; the script prints
 the size of those matrices next to this CPU's last-level cache, and the
 bandwidth the intercept implies. It also prints the token lengths of the
@@ -29,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT  # noqa: E402
+from bench.common import ROOT, machine_speed  # noqa: E402
 
 LENGTHS = (4, 8, 12, 16, 24, 32)
 
@@ -54,6 +55,7 @@ def main() -> None:
     folder = args.index / manifest["query_model"]["path"]
     record = read_export(folder)
     matrices = matmul_weight_bytes(folder / "model.onnx")
+    print(machine_speed())
     print(f"weight matrices read per question: {matrices / 1e6:.1f} MB (fp32); "
           f"last-level cache: {last_level_cache()}")
 
@@ -65,14 +67,14 @@ def main() -> None:
 
     for busy in (False, True):
         print(f"\nmedian ms per question of n tokens, {'one core kept busy by another process' if busy else 'quiet'}\n"
-              f"{'session':20} " + " ".join(f"{n:>3} tok" for n in LENGTHS) + "   intercept   per token   implied read rate")
+              f"{'session':24} " + " ".join(f"{n:>3} tok" for n in LENGTHS) + "   intercept   per token   implied read rate")
         with busy_core() if busy else contextlib.nullcontext():
-            for threads, spinning in ((1, False), (2, False), (2, True)):
+            for threads, spinning in ((1, "during-run"), (2, "during-run"), (2, "never"), (2, "always")):
                 encoder.session = make_session(folder / "model.onnx", threads, spinning)
                 times = [encode_ms(encoder, n, args.repeat) for n in LENGTHS]
                 slope, intercept = fit(LENGTHS, times)
-                label = f"{threads} thread{'s' if threads > 1 else ''}" + (", spinning" if spinning else "")
-                print(f"{label:20} " + " ".join(f"{t:7.2f}" for t in times)
+                label = f"{threads} thread{'s' if threads > 1 else ''}" + (f", spin {spinning}" if threads > 1 else "")
+                print(f"{label:24} " + " ".join(f"{t:7.2f}" for t in times)
                       + f"   {intercept:6.2f} ms   {slope:6.3f} ms   {matrices / 1e9 / (intercept / 1000):5.1f} GB/s")
 
 
@@ -89,7 +91,8 @@ def busy_core():
 
 
 def encode_ms(encoder, tokens: int, repeat: int) -> float:
-    """Median ms of encoding one text of exactly `tokens` tokens ([CLS] … [SEP] included)."""
+    """Median ms of encoding one text of exactly `tokens` tokens ([CLS] … [SEP] included),
+    each encode followed by 1 ms of other Python work, as in a search."""
     text = " ".join(["word"] * (tokens - 2))
     assert len(encoder.tokenizer.encode(text).ids) == tokens
     for _ in range(20):
@@ -99,7 +102,14 @@ def encode_ms(encoder, tokens: int, repeat: int) -> float:
         started = time.perf_counter()
         encoder.encode([text])
         times.append((time.perf_counter() - started) * 1000)
+        other_work(0.001)
     return statistics.median(times)
+
+
+def other_work(seconds: float) -> None:
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
 
 
 def fit(xs, ys) -> tuple[float, float]:

@@ -14,7 +14,8 @@ bundled note when ../shared/corpora is absent). Prints, for both paths:
     with the encode share, and that process's peak RSS;
   - where a cold fast query's time goes, piece by piece (bench/pieces.py,
     median of 3 fresh processes, each piece timed alone).
-The machine is shared: the load average is printed before and after.
+The machine is shared and its speed varies: the load average and a quick
+measure of its compute and memory speed are printed before and after.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import QUESTIONS, ROOT, corpus_or_bundled, measure, okdbot_cmd, percentile, run  # noqa: E402
+from bench.common import (QUESTIONS, ROOT, corpus_or_bundled, machine_speed, measure, okdbot_cmd,  # noqa: E402
+                          percentile, run)
 
 ENGLISH = "How do I scale a deployment in Kubernetes?"
 KOREAN = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
@@ -52,15 +54,18 @@ def main() -> None:
     index = args.index or Path(tempfile.mkdtemp(prefix="okdbot-bench-fast-")) / "index"
     label = ensure_index(index)
     load_before = os.getloadavg()
+    speed_before = machine_speed()
     cold = {name: {q: [cold_run(index, backend, q) for _ in range(args.runs)] for q in (ENGLISH, KOREAN)}
             for name, backend in PATHS.items()}
     memory = {name: {q: tree_memory(index, backend, q) for q in (ENGLISH, KOREAN)} for name, backend in PATHS.items()}
     warm_stats = {name: warm_in_child(backend, index, args.queries) for name, backend in PATHS.items()}
     pieces = piece_medians(index, 3)
     load_after = os.getloadavg()
+    speed_after = machine_speed()
 
     print(f"index: {label} ({index})   machine: {os.cpu_count()} cores, load average "
           f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} after")
+    print(f"before: {speed_before}\nafter:  {speed_after}")
     print()
     names = list(PATHS)
     print(f"| {'':58} | {names[0]:>24} | {names[1]:>24} |")

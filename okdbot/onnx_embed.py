@@ -35,10 +35,13 @@ TOKENIZER_FILE = "tokenizer.json"
 EXPORT_FILE = "export.json"
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens")
 # Two intra-op threads encode a median English question (11 tokens) in about 5 ms here against
-# 7-8 ms on one; more would add little for a few tokens. Idle threads sleep instead of spinning:
-# spinning saves a few tenths of a millisecond on a quiet machine, but while another process
-# holds a core it made a question take 9-10 ms instead of 6.4 (bench/encode.py).
+# 7-8 ms on one; more would add little for a few tokens. Idle threads spin only while a question
+# is being encoded: spinning between questions too (onnxruntime's default) burns a core for
+# nothing and, while another process holds a core, made a question take 9.5 ms instead of 6.6;
+# never spinning costs about 0.5 ms a question on a quiet machine (bench/encode.py).
 QUERY_THREADS = min(2, os.cpu_count() or 1)
+SPINNING = {  # how idle threads wait: allow_spinning, force_spinning_stop
+    "during-run": ("1", "1"), "never": ("0", "0"), "always": ("1", "0")}
 
 
 def read_export(folder: Path) -> dict:
@@ -64,16 +67,18 @@ def verified_model(folder: Path, files: dict[str, str]) -> Path:
     return folder / MODEL_FILE
 
 
-def make_session(model: Path, threads: int = QUERY_THREADS, spinning: bool = False):
+def make_session(model: Path, threads: int = QUERY_THREADS, spinning: str = "during-run"):
     """An onnxruntime CPU session, fully optimised, for single short questions
-    (see QUERY_THREADS)."""
+    (see QUERY_THREADS and SPINNING)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    allow, stop = SPINNING[spinning]
+    options.add_session_config_entry("session.intra_op.allow_spinning", allow)
+    options.add_session_config_entry("session.force_spinning_stop", stop)
     options.log_severity_level = 3
     return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
 
