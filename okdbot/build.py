@@ -23,7 +23,7 @@ import numpy as np
 
 from .chunk import CHUNKER_VERSION, Chunk, chunk_note
 from .config import Settings
-from .embed import Embedder, model_signature
+from .embed import EXPORT_FORMAT, Embedder, model_signature
 from .errors import IndexCorrupt, OkdbotError
 from .ingest import read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
@@ -174,7 +174,7 @@ def _line_tokens(notes, known: dict[str, list[str]], analyzer: Analyzer) -> dict
 
 def _query_model(settings: Settings, embedder: Embedder | None, make_embedder: Callable[[], Embedder]) -> dict | None:
     """The manifest entry of the torch-free query encoder: the model exported
-    to ONNX once per model (index/models/<model>-<fingerprint>/) and reused
+    to ONNX once per model and export format (index/models/<model>-<fingerprint>-e<format>/) and reused
     while its file verifies. None when it cannot be had; queries then use
     sentence-transformers."""
     from .embed import SentenceTransformerEmbedder, export_onnx, model_fingerprint
@@ -187,7 +187,7 @@ def _query_model(settings: Settings, embedder: Embedder | None, make_embedder: C
             log.info("fast queries need the model in a local folder; queries will use sentence-transformers")
             return None
         model_id = model_signature(settings.model)["model"]
-        name = f"{re.sub(r'[^A-Za-z0-9.]+', '-', model_id).strip('-')}-{fingerprint[:12]}"
+        name = f"{re.sub(r'[^A-Za-z0-9.]+', '-', model_id).strip('-')}-{fingerprint[:12]}-e{EXPORT_FORMAT}"
         folder = settings.index_dir / MODELS / name
         record = _reusable_export(folder, model_id)
         done = _EXPORTED.get(fingerprint)
@@ -223,7 +223,7 @@ def _reusable_export(folder, model_id: str) -> dict | None:
         return None
     try:
         record = read_export(folder)
-        if record.get("model") != model_id:
+        if record.get("model") != model_id or record.get("format") != EXPORT_FORMAT:
             return None
         verified_model(folder, record["files"])
         return record

@@ -11,8 +11,9 @@ Layout of an index folder:
         chunks.sqlite    chunk metadata + lexical tokens + vectors (for reuse)
         dense.faiss      vectors with explicit ids (chunk row * WINDOWS + window)
         lexical/         bm25s arrays and JSON
-      models/<model>-<fingerprint>/  the query encoder exported to ONNX, once per
-                       model; shared by the generations whose manifest names it
+      models/<model>-<fingerprint>-e<format>/  the query encoder exported to ONNX,
+                       once per model and export format (embed.EXPORT_FORMAT);
+                       shared by the generations whose manifest names it
 
 A build writes `gen-….tmp`, renames it when complete and only then replaces
 CURRENT, so a reader never sees a partial or mixed index, and a build killed

@@ -185,6 +185,49 @@ def test_an_export_that_disagrees_with_the_model_is_refused(model, tmp_path, mon
         embed.export_onnx(model, tmp_path / "export")
 
 
+def test_the_export_is_fused_and_falls_back_to_the_plain_graph(model, tmp_path, monkeypatch):
+    """The fused graph (one operator per attention, layer norm and GELU) is what queries run;
+    when onnxruntime's optimizer fails, the plain graph is exported instead, just as exact."""
+    import onnx
+
+    from okdbot import embed
+
+    def operators(folder):
+        return {node.op_type for node in onnx.load(str(folder / MODEL_FILE), load_external_data=False).graph.node}
+
+    fused = embed.export_onnx(model, tmp_path / "fused")
+    assert fused["fused"] is True and fused["parity_min_cosine"] >= embed.PARITY_MIN_COSINE
+    assert {"Attention", "SkipLayerNormalization"} <= operators(tmp_path / "fused")
+    from onnxruntime.transformers import optimizer
+
+    monkeypatch.setattr(optimizer, "optimize_model", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no")))
+    plain = embed.export_onnx(model, tmp_path / "plain")
+    assert plain["fused"] is False and plain["parity_min_cosine"] >= embed.PARITY_MIN_COSINE
+    assert "Attention" not in operators(tmp_path / "plain")
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == sorted(
+        [DATA_FILE, MODEL_FILE, "export.json", "tokenizer.json"])
+
+
+def test_an_export_of_an_older_format_is_replaced_without_re_embedding(workspace, model, analyzer, monkeypatch):
+    from okdbot import build, embed
+
+    settings = settings_for(workspace)
+    build_index(settings, lambda: model, analyzer=analyzer, progress=False)
+    old = live_manifest(workspace / "index")["query_model"]["path"]
+    monkeypatch.setattr(embed, "EXPORT_FORMAT", embed.EXPORT_FORMAT + 1)
+    monkeypatch.setattr(build, "EXPORT_FORMAT", embed.EXPORT_FORMAT)
+    report = build_index(settings, lambda: model, analyzer=analyzer, progress=False)
+    new = live_manifest(workspace / "index")["query_model"]
+    assert report.embedded == 0 and new["path"] != old and new["format"] == embed.EXPORT_FORMAT
+    assert query_path(settings).startswith(f"onnx: {workspace / 'index' / new['path']}")
+    assert (workspace / "index" / old).exists()  # the generation before still names it (readers mid-switch)
+    note = workspace / "notes" / "Day26.md"
+    note.write_text(note.read_text(encoding="utf-8") + "\n- Quay : 컨테이너 이미지 레지스트리\n", encoding="utf-8")
+    build_index(settings, lambda: model, analyzer=analyzer, progress=False)
+    assert not (workspace / "index" / old).exists()  # no kept generation names it any more
+    assert (workspace / "index" / new["path"]).exists()
+
+
 def _env():
     import os
 
