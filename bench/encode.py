@@ -1,19 +1,25 @@
-"""Where the fast path's question encode time goes: weights streamed vs tokens computed.
+"""Where the fast path's question encode time goes, and which session settings serve it best.
 
     python bench/encode.py [--index DIR] [--repeat 200]
 
 Times the exported ONNX encoder (okdbot.onnx_embed, as queries run it) on
-synthetic questions of 4 to 32 tokens, with 1 and 2 onnxruntime threads, and
-fits time = intercept + slope × tokens. Two threads are timed with idle
-threads spinning only during a question (as okdbot runs them), never, and
-always (onnxruntime's default), first on a quiet machine, then while another
-process keeps one core busy (a bot answering while `okdbot index` runs),
-which is when spinning between questions hurts. The intercept is the cost of reading
-every weight matrix once per question, whatever its length; the script prints
-the size of those matrices next to this CPU's last-level cache, and the
-bandwidth the intercept implies. It also prints the token lengths of the
-English questions of eval/okd-note.yaml, the questions the issue's 5 ms
-target is hardest on (Korean questions are not embedded by default).
+synthetic questions of 4 to 32 tokens and fits time = intercept + slope ×
+tokens. The intercept is what every question pays whatever its length:
+running each operator of the graph once (a few microseconds each) and
+reading every weight matrix once (the script prints their size next to this
+CPU's last-level cache). Rows:
+  - the graph okdbot exports (attention, layer norms and GELU fused into one
+    onnxruntime operator each) against the plain graph torch exports by
+    default (made here in a temporary folder, which loads torch; okdbot
+    exported it before export format 2), both as queries run them;
+  - 1 and 2 onnxruntime threads, and 2 threads whose idle threads spin only
+    during a question (as okdbot runs them), never, and always (onnxruntime's
+    default), first on a quiet machine, then while another process keeps one
+    core busy (a bot answering while `okdbot index` runs), which is when
+    spinning between questions hurts.
+Each encode is followed by 1 ms of other Python work, as in a search. It
+also prints the token lengths of the English questions of eval/okd-note.yaml
+(Korean questions are not embedded by default).
 
 Without --index it uses the repository's index/ (built by `okdbot index`).
 """
@@ -25,6 +31,7 @@ import contextlib
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,10 +61,12 @@ def main() -> None:
         sys.exit(f"no index with an exported query model in {args.index}; run `okdbot index` first")
     folder = args.index / manifest["query_model"]["path"]
     record = read_export(folder)
-    matrices = matmul_weight_bytes(folder / "model.onnx")
+    plain = plain_export(Path(tempfile.mkdtemp(prefix="okdbot-plain-")))
     print(machine_speed())
-    print(f"weight matrices read per question: {matrices / 1e6:.1f} MB (fp32); "
+    print(f"weight matrices read per question: {matmul_weight_bytes(folder / 'model.onnx') / 1e6:.1f} MB (fp32); "
           f"last-level cache: {last_level_cache()}")
+    print(f"operators per question: {operators(folder / 'model.onnx')} in okdbot's export"
+          f"{' (fused)' if record.get('fused') else ''}, {operators(plain / 'model.onnx')} in the plain graph")
 
     encoder = OnnxEncoder(folder, record)
     english = [q.text for q in load_questions(ROOT / "eval" / "okd-note.yaml").questions if q.lang == "en"]
@@ -65,17 +74,46 @@ def main() -> None:
     print(f"English questions of eval/okd-note.yaml: {len(tokens)}, tokens median {statistics.median(tokens):.0f}"
           f" (min {tokens[0]}, max {tokens[-1]})")
 
+    rows = [("plain graph, 2 threads", plain, 2, "during-run"), ("1 thread", folder, 1, "during-run"),
+            ("2 threads, spin during-run", folder, 2, "during-run"), ("2 threads, spin never", folder, 2, "never"),
+            ("2 threads, spin always", folder, 2, "always")]
     for busy in (False, True):
         print(f"\nmedian ms per question of n tokens, {'one core kept busy by another process' if busy else 'quiet'}\n"
-              f"{'session':24} " + " ".join(f"{n:>3} tok" for n in LENGTHS) + "   intercept   per token   implied read rate")
+              f"{'session':27} " + " ".join(f"{n:>3} tok" for n in LENGTHS) + "   intercept   per token")
         with busy_core() if busy else contextlib.nullcontext():
-            for threads, spinning in ((1, "during-run"), (2, "during-run"), (2, "never"), (2, "always")):
-                encoder.session = make_session(folder / "model.onnx", threads, spinning)
+            for label, graph, threads, spinning in rows:
+                if busy and graph == plain:
+                    continue
+                encoder.session = make_session(graph / "model.onnx", threads, spinning)
                 times = [encode_ms(encoder, n, args.repeat) for n in LENGTHS]
                 slope, intercept = fit(LENGTHS, times)
-                label = f"{threads} thread{'s' if threads > 1 else ''}" + (f", spin {spinning}" if threads > 1 else "")
-                print(f"{label:24} " + " ".join(f"{t:7.2f}" for t in times)
-                      + f"   {intercept:6.2f} ms   {slope:6.3f} ms   {matrices / 1e9 / (intercept / 1000):5.1f} GB/s")
+                print(f"{label:27} " + " ".join(f"{t:7.2f}" for t in times) + f"   {intercept:6.2f} ms   {slope:6.3f} ms")
+
+
+def plain_export(folder: Path) -> Path:
+    """The model exported as torch does by default (its sdpa attention), without the
+    optimizer's fusions: what okdbot exported before export format 2."""
+    from okdbot import embed
+    from okdbot.config import load_settings
+
+    embed._fuse = lambda *args: None
+    embed._eager_attention = lambda model: contextlib.nullcontext()
+    embed.export_onnx(embed.SentenceTransformerEmbedder(load_settings().model), folder)
+    return folder
+
+
+def operators(model: Path) -> int:
+    """Nodes of the graph after onnxruntime's own optimisations (what a session runs)."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+        return len(onnx.load(options.optimized_model_filepath, load_external_data=False).graph.node)
 
 
 @contextlib.contextmanager
