@@ -93,10 +93,10 @@ def main() -> None:
 def plain_export(folder: Path) -> Path:
     """The model exported as torch does by default (its sdpa attention), without the
     optimizer's fusions: what okdbot exported before export format 2."""
-    from okdbot import embed
+    from okdbot import embed, onnx_embed
     from okdbot.config import load_settings
 
-    embed._fuse = lambda *args: None
+    onnx_embed.fuse = lambda *args: None
     embed._eager_attention = lambda model: contextlib.nullcontext()
     embed.export_onnx(embed.SentenceTransformerEmbedder(load_settings().model), folder)
     return folder

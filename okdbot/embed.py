@@ -248,7 +248,8 @@ def export_onnx(embedder: SentenceTransformerEmbedder, folder: Path) -> dict:
         torch.onnx.export(TokenEmbeddings(model).eval(), tuple(sample[n] for n in names),
                           str(single), input_names=names, output_names=["token_embeddings"],
                           dynamic_axes=axes, opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False)
-    fused = _fuse(single, folder / "fused.onnx", model.config)
+    fused = onnx_embed.fuse(single, folder / "fused.onnx", getattr(model.config, "num_attention_heads", 0),
+                            getattr(model.config, "hidden_size", 0))
     backend.save(str(folder / onnx_embed.TOKENIZER_FILE), pretty=False)
     for graph in [g for g in (fused, single) if g]:
         _split_weights(graph, folder / onnx_embed.MODEL_FILE, onnx_embed.DATA_FILE)
@@ -290,28 +291,6 @@ def _eager_attention(model):
     finally:
         if switched:
             model.set_attn_implementation(before)
-
-
-def _fuse(single: Path, fused: Path, config) -> Path | None:
-    """`single` rewritten by onnxruntime's transformer optimizer: each layer's
-    attention, layer norms and GELU become one operator each (MiniLM's graph
-    goes from 338 operators to 46, and a question encodes 15-40% faster here,
-    bench/encode.py). Hardware-independent (opt_level 1). None when the optimizer
-    is unavailable or cannot read the model; `export_onnx` checks the result."""
-    heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
-    try:
-        from onnxruntime.transformers.optimizer import optimize_model
-
-        for name in ("onnxruntime.transformers", "onnx_model", "fusion_base"):
-            logging.getLogger(name).setLevel(logging.ERROR)  # it reports every pattern it did not find
-        optimized = optimize_model(str(single), model_type="bert", num_heads=heads, hidden_size=hidden,
-                                   opt_level=1, use_gpu=False)
-        optimized.save_model_to_file(str(fused))
-    except Exception as exc:  # the optimizer raises many types; the unfused graph is still good
-        log.info("could not fuse the query model (%s: %s); exporting it unfused", type(exc).__name__,
-                 str(exc).splitlines()[0][:200] if str(exc) else "")
-        return None
-    return fused
 
 
 def _split_weights(single: Path, graph: Path, data_name: str) -> None:
