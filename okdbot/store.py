@@ -45,7 +45,7 @@ from .lexical import LexicalIndex
 FORMAT = 1
 WINDOWS = 1024  # faiss id = chunk row * WINDOWS + window number
 CURRENT = "CURRENT"
-NOTES_KEPT = 64  # notes whose lines a reader keeps in memory
+NOTES_KEPT = 64  # notes whose lines a reader keeps in memory (a search quotes a handful)
 MODELS = "models"  # index/models/<name>/: exported query models, shared by generations
 KEEP_GENERATIONS = 2  # the live one and the one before it (for readers mid-switch)
 
@@ -257,7 +257,7 @@ class IndexReader:
             self._verify()
         self._db_lock = threading.Lock()
         self._db = self._connect()
-        self._notes: dict[tuple[str, str], list[str]] = {}  # (source, file) → lines, the NOTES_KEPT latest read
+        self._notes: dict[tuple[str, str], list[str]] = {}  # (source, file) → lines; the first read leaves first
         self.chunks = self._load_chunks()
         self.lexical = self._load_lexical()
         self.dense = self._load_dense()
