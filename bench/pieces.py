@@ -43,16 +43,19 @@ def main() -> None:
     clock("import okdbot (cli, runtime, retrieve, answer)", lambda: [
         __import__(m) for m in ("okdbot.cli", "okdbot.runtime", "okdbot.retrieve", "okdbot.answer")])
 
-    from okdbot import onnx_embed, store
+    from okdbot import store
+    from okdbot.config import ModelSettings
+    from okdbot.embed import backend_of, ort
     from okdbot.lexical import Analyzer
     from okdbot.retrieve import Retriever
 
     manifest = clock("read the live manifest", store.live_manifest, index_dir)
     record = manifest["query_model"]
     folder = index_dir / record["path"]
-    path = clock("sha256 of the exported model files", onnx_embed.verified_model, folder, record["files"])
-    session = clock("onnxruntime session", onnx_embed.make_session, path)
-    encoder = clock("tokenizer + encoder", lambda: onnx_embed.OnnxEncoder(folder, record, session=session))
+    path = clock("sha256 of the exported model files", ort.verified_model, folder, record["files"])
+    session = clock("onnxruntime session", ort.make_session, path)
+    encoder = clock("tokenizer + encoder", lambda: backend_of(record).open_export(
+        folder, record, ModelSettings(name=manifest.get("model_name", "")), session=session))
 
     generation = index_dir / manifest["generation"]
     reader = clock("index: read generation (no checksums)", store.IndexReader, generation, False)

@@ -10,33 +10,27 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from functools import partial
 from typing import Callable
 
 import numpy as np
 
 from .chunk import CHUNKER_VERSION, Chunk, chunk_note
 from .config import Settings
-from .embed import EXPORT_FORMAT, Embedder, model_signature
-from .errors import IndexCorrupt, OkdbotError
+from .embed import Embedder, backend_for, model_signature
+from .embed.exports import build_embedder, ensure_export
+from .errors import IndexCorrupt
+from .glossary import Glossary, build_glossary, read_glossary_file
 from .ingest import read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
-from .store import (MODELS, WINDOWS, GenerationWriter, build_lock, current_generation, publish_model,
-                    stored_heading_tokens, stored_keys, stored_line_tokens,
-                    stored_tokens, stored_vectors)
+from .store import (WINDOWS, GenerationWriter, build_lock, current_generation, stored_heading_tokens, stored_keys,
+                    stored_line_tokens, stored_tokens, stored_vectors)
 
 log = logging.getLogger("okdbot")
-
-# fingerprint → the model folder this process last exported or verified, so
-# that building several indexes of one model (a bot, the tests) exports once
-_EXPORTED: dict[str, Path] = {}
-
 
 @dataclass
 class BuildReport:
@@ -52,6 +46,7 @@ class BuildReport:
     full: bool = False
     reason: str = ""
     skipped: int = 0
+    glossary: int = 0  # glosses mined from the notes (`지표(metric)`), added to the synonyms
 
     def public(self) -> dict:
         """The documented `okdbot index --json` object."""
@@ -61,13 +56,17 @@ class BuildReport:
 
 def build_index(
     settings: Settings,
-    make_embedder: Callable[[], Embedder],
+    make_embedder: Callable[[], Embedder] | None = None,
     analyzer: Analyzer | None = None,
     full: bool = False,
     progress: bool | None = None,
 ) -> BuildReport:
-    """Build or update the index of `settings.sources` in `settings.index_dir`."""
+    """Build or update the index of `settings.sources` in `settings.index_dir`.
+
+    `make_embedder` makes the document embedder when something must be embedded
+    (default: the configured model's backend; tests pass a counting stand-in)."""
     started = time.perf_counter()
+    synonyms_file, synonyms = read_glossary_file(settings.retrieval.synonyms)  # a bad file fails before any work
     notes, skipped = read_notes(settings.sources)
     chunks = [c for note in notes for c in chunk_note(note.source.name, note.path, note.text)]
     signature = model_signature(settings.model)
@@ -88,6 +87,10 @@ def build_index(
         old_keys = set(previous["keys"]) if previous else set()
 
         todo = list({c.hash: c for c in chunks if c.hash not in vectors}.values())
+        backend = backend_for(settings.model)
+        query_model = None if backend.exports_from_embedder else ensure_export(settings)
+        if make_embedder is None:
+            make_embedder = partial(build_embedder, settings, query_model)
         embedder = make_embedder() if todo or not reusable else None
         if todo:
             vectors.update(_embed(embedder, todo, _show_progress(progress)))
@@ -97,7 +100,10 @@ def build_index(
 
         line_tokens = _line_tokens(notes, stored_line_tokens(reusable["path"]) if reusable and not retokenize else {},
                                    analyzer)
-        query_model = _query_model(settings, embedder, make_embedder)
+        glossary = build_glossary(synonyms, (n.text for n in notes), analyzer.tokens, synonyms_file,
+                                  known=_glossary_tokens(reusable, retokenize))
+        if backend.exports_from_embedder:
+            query_model = _sbert_export(settings, embedder)
         dim = embedder.dim if embedder else reusable["manifest"]["dim"]
         max_tokens = embedder.max_tokens if embedder else reusable["manifest"]["max_tokens"]
         writer = GenerationWriter(index_dir)
@@ -113,9 +119,10 @@ def build_index(
                 reused=sum(c.hash not in embedded_hashes for c in chunks),
                 removed=len(old_keys - {c.key for c in chunks}),
                 seconds=0.0, index=str(index_dir), model=signature["model"],
-                full=bool(full or reason or not previous), reason=reason, skipped=len(skipped))
+                full=bool(full or reason or not previous), reason=reason, skipped=len(skipped),
+                glossary=glossary.mined)
             manifest = {
-                **signature, "query_prompt": settings.model.query_prompt, "dim": dim,
+                **signature, "model_name": settings.model.name, "query_prompt": settings.model.query_prompt, "dim": dim,
                 "max_tokens": max_tokens, "chunker_version": CHUNKER_VERSION,
                 "lexical_version": LEXICAL_VERSION,
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -125,6 +132,7 @@ def build_index(
                 "faiss": settings.retrieval.faiss, "hnsw_m": settings.retrieval.hnsw_m,
                 "hnsw_ef_search": settings.retrieval.hnsw_ef_search,
                 "counts": {"files": len(notes), "chunks": len(chunks)},
+                "retrieval": settings.retrieval.recorded(), "glossary": glossary.to_json(),
             }
             if query_model:
                 manifest["query_model"] = query_model
@@ -134,6 +142,13 @@ def build_index(
             raise
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _glossary_tokens(reusable: dict | None, retokenize: bool) -> dict[str, list[str]]:
+    """The analysed glossary terms of the live generation (reused unless the analyser changed)."""
+    if not reusable or retokenize:
+        return {}
+    return Glossary.from_json(reusable["manifest"].get("glossary")).tokens
 
 
 def _previous(index_dir) -> dict | None:
@@ -172,66 +187,14 @@ def _line_tokens(notes, known: dict[str, list[str]], analyzer: Analyzer) -> dict
     return {line: known[line] if line in known else found[line] for line in lines}
 
 
-def _query_model(settings: Settings, embedder: Embedder | None, make_embedder: Callable[[], Embedder]) -> dict | None:
-    """The manifest entry of the torch-free query encoder: the model exported
-    to ONNX once per model and export format (index/models/<model>-<fingerprint>-e<format>/) and reused
-    while its file verifies. None when it cannot be had; queries then use
-    sentence-transformers."""
-    from .embed import SentenceTransformerEmbedder, export_onnx, model_fingerprint
+def _sbert_export(settings: Settings, embedder: Embedder | None) -> dict | None:
+    """A sentence-transformers model is exported from the model the build loaded (if
+    it loaded one); a stand-in embedder (tests) has nothing to export."""
+    from .embed.sbert import SentenceTransformerEmbedder
 
     if embedder is not None and not isinstance(embedder, SentenceTransformerEmbedder):
-        return None  # a stand-in embedder (tests) has nothing to export
-    try:
-        fingerprint = model_fingerprint(settings.model)
-        if fingerprint is None:
-            log.info("fast queries need the model in a local folder; queries will use sentence-transformers")
-            return None
-        model_id = model_signature(settings.model)["model"]
-        name = f"{re.sub(r'[^A-Za-z0-9.]+', '-', model_id).strip('-')}-{fingerprint[:12]}-e{EXPORT_FORMAT}"
-        folder = settings.index_dir / MODELS / name
-        record = _reusable_export(folder, model_id)
-        done = _EXPORTED.get(fingerprint)
-        if record is None and done and done != folder and _reusable_export(done, model_id):
-            record = publish_model(settings.index_dir, name, lambda tmp: _copy_export(done, tmp))
-        elif record is None:
-            embedder = embedder or make_embedder()
-            if not isinstance(embedder, SentenceTransformerEmbedder):
-                return None
-            record = publish_model(settings.index_dir, name, lambda tmp: export_onnx(embedder, tmp))
-            log.info("exported the query model to %s for fast queries", folder)
-        _EXPORTED[fingerprint] = folder
-        return {**record, "path": f"{MODELS}/{name}", "fingerprint": fingerprint}
-    except Exception as exc:  # the exporter raises many types; the index is fine without it
-        log.warning("could not export the query model (%s: %s); queries will use sentence-transformers",
-                    type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
         return None
-
-
-def _copy_export(source, target) -> dict:
-    """Another index's export of the same model, copied (not linked: damage to one must not spread)."""
-    from .onnx_embed import read_export
-
-    shutil.copytree(source, target)
-    return read_export(target)
-
-
-def _reusable_export(folder, model_id: str) -> dict | None:
-    """The export record of `folder` if it is complete, for `model_id`, and its model file verifies."""
-    from .onnx_embed import read_export, verified_model
-
-    if not folder.is_dir():
-        return None
-    try:
-        record = read_export(folder)
-        if record.get("model") != model_id or record.get("format") != EXPORT_FORMAT:
-            return None
-        verified_model(folder, record["files"])
-        return record
-    except OkdbotError as exc:
-        log.warning("re-exporting the query model: %s", exc)
-    except KeyError:
-        log.warning("re-exporting the query model: %s holds an export of an older okdbot", folder)
-    return None
+    return ensure_export(settings, embedder)
 
 
 def _embed(embedder: Embedder, chunks: list[Chunk], progress: bool) -> dict:

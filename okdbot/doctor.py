@@ -100,18 +100,23 @@ def query_path(settings: Settings) -> str:
 
 def check_model(settings: Settings) -> Check:
     """The configured model loads with the hub switched off and encodes a question."""
-    from .embed import resolve_model
+    from .embed import backend_for
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     name = settings.model.name
+    backend = backend_for(settings.model)
     try:
-        location, model_id = resolve_model(name)
+        model_id = backend.model_id(settings.model)
     except OkdbotError as exc:
         return Check("model", FAIL, str(exc), fix="reinstall with scripts/install.sh")
-    missing = _missing_model_files(Path(location)) if Path(location).is_dir() else []
-    if missing:
-        return Check("model", FAIL, f"model folder {location} lacks {', '.join(missing)}",
-                     fix="reinstall the model package (scripts/install.sh) or point model.name at a complete folder")
+    if backend.exports_from_embedder:
+        from .embed.sbert import resolve_model
+
+        location = Path(resolve_model(name)[0])
+        missing = _missing_model_files(location) if location.is_dir() else []
+        if missing:
+            return Check("model", FAIL, f"model folder {location} lacks {', '.join(missing)}",
+                         fix="reinstall the model package (scripts/install.sh) or point model.name at a complete folder")
     started = time.perf_counter()
     try:
         from .runtime import make_query_encoder
@@ -120,7 +125,7 @@ def check_model(settings: Settings) -> Check:
         dim = int(encoder.encode_queries(["okdbot doctor"]).shape[1])
     except OkdbotError as exc:
         return Check("model", FAIL, f"{exc}", fix="nothing is downloaded at run time: use a local model folder "
-                                                  "or the bundled all-MiniLM-L6-v2")
+                                                  "or the bundled multilingual-e5-small")
     return Check("model", OK, f"{name} ({model_id}) loads offline in {time.perf_counter() - started:.1f} s "
                               f"via {query_path(settings)}: {dim} dimensions")
 

@@ -10,6 +10,8 @@ A question set is a YAML file (see eval/*.yaml and README "Answer quality"):
         paraphrase: true         # optional: does not name what it asks about
         holdout: true            # optional: not used for tuning
         lang: ko                 # optional: ko when the question has Hangul, else en
+        cross: true              # optional: asked in the other language than the answer's
+        tags: [chatty, typo]     # optional: how it is asked (for reading failures)
       - q: How do I peer two Azure virtual networks?
         unanswerable: true
       - q: 그거 관리하는 Operator는?
@@ -37,7 +39,7 @@ from .errors import EvalError
 from .lexical import has_hangul
 
 HIT_AT = (1, 3, 5)
-_QUESTION_KEYS = {"q", "after", "evidence", "unanswerable", "lang", "paraphrase", "holdout", "note"}
+_QUESTION_KEYS = {"q", "after", "evidence", "unanswerable", "lang", "paraphrase", "holdout", "note", "cross", "tags"}
 _SET_KEYS = {"name", "questions"}
 
 
@@ -57,6 +59,7 @@ class Question:
     holdout: bool = False
     line: int = 0
     after: str = ""  # a follow-up's earlier question(s)
+    cross: bool = False  # asked in the other language than the answer's
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class Metrics:
     hit: dict[int, float | None]
     mrr: float | None
     declined: int
+    declined_answerable: float | None  # share of the answerable questions declined
     nf_precision: float | None
     nf_recall: float | None
     quoted_unanswerable: int
@@ -162,7 +166,7 @@ def _question(node: yaml.Node, path: Path) -> Question:
     lang = _scalar(fields["lang"], path, "lang", str) if "lang" in fields else ("ko" if has_hangul(text) else "en")
     if lang not in ("ko", "en"):
         raise EvalError(f"{path}:{fields['lang'].start_mark.line + 1}: 'lang' must be ko or en")
-    flags = {key: _scalar(fields[key], path, key, bool) for key in ("paraphrase", "holdout") if key in fields}
+    flags = {key: _scalar(fields[key], path, key, bool) for key in ("paraphrase", "holdout", "cross") if key in fields}
     after = _scalar(fields["after"], path, "after", str).strip() if "after" in fields else ""
     return Question(text, evidence, unanswerable, lang, line=line, after=after, **flags)
 
@@ -247,6 +251,7 @@ def summarize(name: str, outcomes: list[Outcome], k: int) -> Report:
     """Metrics per language, overall, and for the dev/holdout split when the set has one."""
     slices = {lang: [o for o in outcomes if o.question.lang == lang] for lang in ("ko", "en")}
     slices["all"] = outcomes
+    slices["cross"] = [o for o in outcomes if o.question.cross]
     follow_ups = [o for o in outcomes if o.question.after]
     if follow_ups and len(follow_ups) < len(outcomes):  # a set of follow-ups only: that is "all"
         slices["follow-up"] = follow_ups
@@ -272,6 +277,7 @@ def metrics(outcomes: list[Outcome], k: int) -> Metrics:
              for at in HIT_AT},
         mrr=share(sum(1 / o.rank for o in answerable if o.rank), len(answerable)),
         declined=len(declined),
+        declined_answerable=share(sum(1 for o in answerable if o.declined), len(answerable)),
         nf_precision=share(declined_right, len(declined)),
         nf_recall=share(declined_right, len(unanswerable)),
         quoted_unanswerable=len(unanswerable) - declined_right,
@@ -289,8 +295,8 @@ def failures(report: Report) -> list[Outcome]:
 
 # ---------------------------------------------------------------- output
 
-COLUMNS = ("n", "answerable", "hit@1", "hit@3", "hit@5", "MRR", "nf-prec", "nf-recall", "quoted-unans",
-           "ms-mean", "ms-p95")
+COLUMNS = ("n", "answerable", "hit@1", "hit@3", "hit@5", "MRR", "ans-declined", "nf-prec", "nf-recall",
+           "quoted-unans", "ms-mean", "ms-p95")
 
 
 def row(m: Metrics) -> list[str]:
@@ -298,7 +304,7 @@ def row(m: Metrics) -> list[str]:
         return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
     return [str(m.questions), str(m.answerable), f(m.hit[1]), f(m.hit[3]), f(m.hit[5]), f(m.mrr),
-            f(m.nf_precision), f(m.nf_recall), str(m.quoted_unanswerable), f"{m.ms_mean:.0f}", f"{m.ms_p95:.0f}"]
+            f(m.declined_answerable), f(m.nf_precision), f(m.nf_recall), str(m.quoted_unanswerable), f"{m.ms_mean:.0f}", f"{m.ms_p95:.0f}"]
 
 
 def table(rows: list[tuple[list[str], list[str]]], heads: list[str]) -> str:

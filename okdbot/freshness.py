@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .build import rebuild_reason
 from .config import Settings
 from .embed import model_signature
+from .glossary import file_digest, glossary_file
 from .ingest import Skipped, scan_notes
 from .store import current_generation
 
@@ -76,6 +77,10 @@ def settings_changes(manifest: dict, settings: Settings) -> list[str]:
     if manifest.get("sources") != [s.to_dict() for s in settings.sources]:
         out.append("the configured sources changed (folders, globs or links)")
     r = settings.retrieval
+    if (manifest.get("glossary") or {}).get("sha256") != file_digest(glossary_file(r.synonyms)):
+        out.append("the synonyms file changed")
+    if manifest.get("retrieval") != r.recorded():
+        out.append("the retrieval settings changed")
     built = (manifest.get("faiss", "flat"), manifest.get("hnsw_m", r.hnsw_m), manifest.get("hnsw_ef_search"))
     wanted = (r.faiss, r.hnsw_m, r.hnsw_ef_search)
     if built[0] != wanted[0]:

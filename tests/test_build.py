@@ -120,10 +120,9 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys
     from okdbot.build import build_index
     from okdbot.config import load_settings
-    from okdbot.embed import SentenceTransformerEmbedder
     settings = load_settings(sys.argv[1], env={})
     print("ready", flush=True)
-    build_index(settings, lambda: SentenceTransformerEmbedder(settings.model), full=True, progress=False)
+    build_index(settings, full=True, progress=False)
     print("done", flush=True)
 """)
 
@@ -160,11 +159,11 @@ def test_build_killed_at_any_moment_leaves_the_previous_index_answering(workspac
 READER_SCRIPT = textwrap.dedent("""
     import json, sys
     from okdbot.config import load_settings
-    from okdbot.embed import SentenceTransformerEmbedder
     from okdbot.lexical import Analyzer
     from okdbot.retrieve import Retriever
+    from okdbot.runtime import make_query_encoder
     settings = load_settings(sys.argv[1], env={})
-    r = Retriever(settings.index_dir, settings.retrieval, SentenceTransformerEmbedder(settings.model), Analyzer())
+    r = Retriever(settings.index_dir, settings.retrieval, make_query_encoder(settings), Analyzer())
     print("ready", flush=True)
     n = errors = 0
     gens = set()

@@ -95,6 +95,7 @@ def test_document_without_headings_uses_file_name():
 
 
 def _windows_respect_limit(model, chunks):
+    model.windows("")  # the splitter is made with the first window
     splitter = model._splitter
     for c in chunks:
         windows = model.windows(c.embed_text)
@@ -113,7 +114,7 @@ def _windows_respect_limit(model, chunks):
 def test_no_embedded_window_exceeds_the_model_limit(model):
     chunks = chunk_note("notes", "Day26.md", _read(BUNDLED_NOTE))
     _windows_respect_limit(model, chunks)
-    long = "# T\n\n" + "- " + "컨테이너 이미지를 복사하는 도구 " * 60 + "\n"
+    long = "# T\n\n" + "- " + "컨테이너 이미지를 복사하는 도구 " * 200 + "\n"
     long_chunks = chunk_note("s", "long.md", long)
     assert len(model.windows(long_chunks[0].embed_text)) > 1
     _windows_respect_limit(model, long_chunks)

@@ -16,10 +16,9 @@ NOTE_LINES = BUNDLED_NOTE.read_text(encoding="utf-8").split("\n")
 
 @pytest.fixture(scope="module")
 def fresh_clone(tmp_path_factory):
-    """The repository's okdbot.yaml, synonyms.yaml and corpus/, with no index yet."""
+    """The repository's okdbot.yaml and corpus/, with no index yet."""
     folder = tmp_path_factory.mktemp("clone")
     shutil.copy(ROOT / "okdbot.yaml", folder / "okdbot.yaml")
-    shutil.copy(ROOT / "synonyms.yaml", folder / "synonyms.yaml")
     shutil.copytree(ROOT / "corpus", folder / "corpus")
     return folder
 
@@ -72,11 +71,11 @@ def test_query_with_only_index_needs_no_config(first_answer, fresh_clone, tmp_pa
 
 
 def test_unanswerable_question_quotes_nothing_and_suggests_sections(first_answer, fresh_clone):
-    proc = run_cli("query", "--json", "Azure에서 가상 네트워크 피어링 설정 방법은?", cwd=fresh_clone)
+    proc = run_cli("query", "--json", "오늘 점심 메뉴 추천해줘", cwd=fresh_clone)
     data = json.loads(proc.stdout)
     assert data["answered"] is False and data["passages"] == []
     assert 1 <= len(data["suggestions"]) <= 3
-    text = run_cli("query", "Azure에서 가상 네트워크 피어링 설정 방법은?", cwd=fresh_clone).stdout
+    text = run_cli("query", "오늘 점심 메뉴 추천해줘", cwd=fresh_clone).stdout
     assert "찾지 못했습니다" in text
 
 
@@ -148,8 +147,7 @@ def test_index_built_with_another_model_is_refused(first_answer, fresh_clone, tm
     config.write_text((fresh_clone / "okdbot.yaml").read_text(encoding="utf-8")
                       .replace("path: corpus", f"path: {fresh_clone / 'corpus'}")
                       .replace("index: index", f"index: {fresh_clone / 'index'}")
-                      .replace("synonyms: synonyms.yaml", f"synonyms: {fresh_clone / 'synonyms.yaml'}")
-                      .replace("name: all-MiniLM-L6-v2", f"name: {other}"), encoding="utf-8")
+                      .replace("name: multilingual-e5-small", f"name: {other}"), encoding="utf-8")
     before = (fresh_clone / "index" / "CURRENT").read_text()
     _one_line_error(run_cli("query", "--config", str(config), "Skopeo가 뭐야?", cwd=tmp_path),
                     "built with model", "okdbot index")

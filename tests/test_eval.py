@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import re
 import shutil
 import textwrap
@@ -33,11 +32,10 @@ def _write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def _repo_retriever(bundled_index, model, synonyms=None):
+def _repo_retriever(bundled_index, model):
     """The bundled index searched with the repository's okdbot.yaml retrieval settings."""
     settings = load_settings(ROOT / "okdbot.yaml", env={})
-    groups = load_synonyms(settings.retrieval.synonyms) if synonyms is None else synonyms
-    return Retriever(bundled_index.index_dir, settings.retrieval, model, Analyzer(synonyms=groups).load())
+    return Retriever(bundled_index.index_dir, settings.retrieval, model, Analyzer().load())
 
 
 # ---------------------------------------------------------------- metrics
@@ -50,9 +48,9 @@ TINY = """
         evidence: {file: Day26.md, text: "Skopeo :"}
       - q: "Skopeo가 뭐야?"            # a known miss: the evidence names another line
         evidence: {file: Day26.md, text: "Kiali :"}
-      - q: "Azure 가상 네트워크 피어링은 어떻게 설정해?"   # answerable on paper, declined in fact
+      - q: "오늘 점심 메뉴 추천해줘"   # answerable on paper, declined in fact
         evidence: {file: Day26.md, text: "OVS :"}
-      - q: "Azure 가상 네트워크 피어링은 어떻게 설정해?"
+      - q: "오늘 점심 메뉴 추천해줘"
         unanswerable: true
       - q: "Tekton이 뭐야?"            # marked unanswerable, but the note answers it
         unanswerable: true
@@ -65,7 +63,7 @@ def test_metrics_of_a_tiny_question_set(tmp_path, retriever):
     assert (overall.questions, overall.answerable, overall.unanswerable) == (6, 4, 2)
     assert overall.hit == {1: 0.5, 3: 0.5, 5: None}  # 2 of 4 answerable hit; @5 is beyond k=3
     assert overall.mrr == 0.5
-    # declined: the Azure question twice (once answerable, once not)
+    # declined: the lunch question twice (once answerable, once not)
     assert overall.declined == 2 and overall.nf_precision == 0.5 and overall.nf_recall == 0.5
     assert overall.quoted_unanswerable == 1
     assert report.slices["en"].answerable == 1 and report.slices["en"].hit[1] == 1.0
@@ -109,36 +107,51 @@ def test_bad_question_files_are_one_line_errors_naming_the_line(tmp_path, text, 
 
 # ---------------------------------------------------------------- synonyms
 
-SKOPEO_EN = "which tool copies images between registries?"
-GROUPS = "- [copy, 복사]\n- [image, 이미지]\n- [registry, 레지스트리, 저장소]\n- [tool, 도구]\n"
+QUESTION = "미러링은 뭘로 해?"  # the note says 복사 (copy), never 미러링
 
 
-def test_an_english_question_reaches_a_korean_line_only_through_synonyms(tmp_path, bundled_index, model):
-    without = _repo_retriever(bundled_index, model, synonyms=()).search(SKOPEO_EN)
-    assert not any("Skopeo :" in line.text for p in without.passages[:3] for line in p.lines)
-    groups = load_synonyms(_write(tmp_path, "synonyms.yaml", GROUPS))
-    found = _repo_retriever(bundled_index, model, synonyms=groups).search(SKOPEO_EN)
-    assert found.answered and any("Skopeo :" in line.text for line in found.passages[0].lines)
+def _lexical_top(settings, model, analyzer, question):
+    """The first passage's lines with the dense side off: what the words alone find."""
+    retriever = Retriever(settings.index_dir, replace(settings.retrieval, dense_weight=0.0), model, analyzer)
+    retriever.settings = replace(retriever.settings, dense_weight=0.0)
+    result = retriever.search(question)
+    return [line.text for line in result.passages[0].lines] if result.passages else []
 
 
-def test_an_edited_synonyms_file_applies_from_the_next_question_without_a_restart(tmp_path, bundled_index, model,
-                                                                                 caplog):
-    def quotes_skopeo(result):
-        return result.answered and any("Skopeo :" in line.text for line in result.passages[0].lines)
+def test_the_synonyms_file_is_read_at_build_and_travels_with_the_index(tmp_path, model, analyzer):
+    from okdbot.build import build_index
+    from okdbot.freshness import check_freshness
 
-    path = _write(tmp_path, "synonyms.yaml", "- [image, 이미지]\n")
-    settings = replace(load_settings(ROOT / "okdbot.yaml", env={}).retrieval, synonyms=path)
-    retriever = Retriever(bundled_index.index_dir, settings, model, Analyzer(synonyms=load_synonyms(path)).load())
-    question = "미러링은 뭘로 해?"  # the note says 복사 (copy), never 미러링
-    assert not quotes_skopeo(retriever.search(question))
-    path.write_text("- [image, 이미지]\n- [mirroring, 미러링, 복사]\n", encoding="utf-8")
-    assert quotes_skopeo(retriever.search(question))
-    path.write_text("- [미러링]\n", encoding="utf-8")  # a mistake while editing: the working groups stay
-    with caplog.at_level(logging.WARNING, logger="okdbot"):
-        assert quotes_skopeo(retriever.search(question))
-    assert "keeping the synonyms in use" in caplog.text and "at least two terms" in caplog.text
-    path.write_text("- [image, 이미지]\n", encoding="utf-8")
-    assert not quotes_skopeo(retriever.search(question))
+    from .conftest import indexed_notes
+
+    synonyms = _write(tmp_path, "synonyms.yaml", "- [image, 이미지]\n")
+    (tmp_path / "a").mkdir()
+    settings = indexed_notes(tmp_path / "a", model, analyzer)
+    settings = replace(settings, retrieval=replace(settings.retrieval, synonyms=synonyms))
+    build_index(settings, lambda: model, analyzer=analyzer, progress=False)
+    assert not any("Skopeo :" in line for line in _lexical_top(settings, model, analyzer, QUESTION))
+    synonyms.write_text("- [image, 이미지]\n- [mirroring, 미러링, 복사]\n", encoding="utf-8")
+    assert "the synonyms file changed" in check_freshness(settings).settings  # --watch and doctor see it
+    build_index(settings, lambda: model, analyzer=analyzer, progress=False)
+    assert any("Skopeo :" in line for line in _lexical_top(settings, model, analyzer, QUESTION))
+    synonyms.write_text("- [미러링]\n", encoding="utf-8")  # a mistake: the build stops before any work
+    with pytest.raises(ConfigError, match="synonyms.yaml:1: a synonym group needs at least two terms"):
+        build_index(settings, lambda: model, analyzer=analyzer, progress=False)
+    assert any("Skopeo :" in line for line in _lexical_top(settings, model, analyzer, QUESTION))
+
+
+def test_glosses_the_notes_write_join_the_glossary(tmp_path, model, analyzer):
+    from okdbot.store import live_manifest
+
+    from .conftest import indexed_notes
+
+    settings = indexed_notes(tmp_path, model, analyzer, {"Day9.md": "# Day9\n- 가용성 높이려면 SPOF(Single Point Of Failure)를 없앤다\n"
+                                                                    "- 모든 지표(metric)는 스크레이핑으로 모은다\n"})
+    glossary = live_manifest(settings.index_dir)["glossary"]
+    mined = [g for g in glossary["groups"] if len(glossary["groups"]) - glossary["mined"] <= glossary["groups"].index(g)]
+    assert ["SPOF", "Single Point Of Failure"] in mined and ["지표", "metric"] in mined
+    top = _lexical_top(settings, model, analyzer, "what is a single point of failure")
+    assert any("SPOF" in line for line in top), top
 
 
 def test_a_phrase_synonym_matches_only_where_all_its_words_are(tmp_path, analyzer):
@@ -178,19 +191,29 @@ def test_a_synonym_without_searchable_words_is_named_with_its_line(tmp_path):
 
 
 def test_missing_synonyms_file_is_a_config_error(tmp_path):
-    from okdbot.runtime import load_synonyms as configured
+    from okdbot.glossary import read_glossary_file
 
     _write(tmp_path, "okdbot.yaml", "retrieval:\n  synonyms: nowhere.yaml\n")
     with pytest.raises(ConfigError, match="nowhere.yaml not found"):
-        configured(load_settings(tmp_path / "okdbot.yaml", env={}))
+        read_glossary_file(load_settings(tmp_path / "okdbot.yaml", env={}).retrieval.synonyms)
 
 
-def test_the_shipped_synonyms_file_loads_and_is_configured():
-    settings = load_settings(ROOT / "okdbot.yaml", env={})
-    assert settings.retrieval.synonyms == (ROOT / "synonyms.yaml").resolve()
-    groups = load_synonyms(settings.retrieval.synonyms)
+def test_the_shipped_glossary_is_the_default_and_serves_no_single_question():
+    """A glossary group that only one question of our own sets uses was written for that
+    question: the shipped glossary has none (issue 11)."""
+    from okdbot.synonyms import DEFAULT_FILE
+
+    assert load_settings(ROOT / "okdbot.yaml", env={}).retrieval.synonyms is None  # the shipped one
+    groups = load_synonyms(DEFAULT_FILE)
+    analyzer = Analyzer(synonyms=groups).load()  # every term has a searchable word
     assert len(groups) > 100
-    Analyzer(synonyms=groups).load()  # every term has a searchable word
+    questions = [q.text + " " + q.after for name in ("okd-note", "okd-follow-ups", "metanet-notes")
+                 for q in load_questions(ROOT / "eval" / f"{name}.yaml").questions]
+    tokens = [set(analyzer.tokens(q)) for q in questions]
+    for group in groups:
+        phrases = [tuple(analyzer.tokens(t)) for t in group.terms]
+        users = sum(1 for held in tokens if any(all(t in held for t in p) for p in phrases))
+        assert users != 1, (group.where, group.terms)
 
 
 def test_unknown_long_terms_also_match_the_notes_misspellings():
@@ -239,7 +262,8 @@ def test_a_bold_lead_in_line_brings_the_block_it_introduces(tmp_path, model, ana
 
 # ---------------------------------------------------------------- models
 
-def test_configured_prompts_are_applied_to_queries_and_documents(model):
+def test_configured_prompts_are_applied_to_queries_and_documents(minilm):
+    model = minilm
     prompted = copy.copy(model)
     prompted.settings = ModelSettings(query_prompt="query: ", document_prompt="passage: ")
     assert np.allclose(prompted.encode_queries(["Skopeo"]), model.encode_queries(["query: Skopeo"]), atol=1e-5)
@@ -283,14 +307,15 @@ def test_metanet_set_evidence_is_in_the_notes():
 # ---------------------------------------------------------------- the quality gate
 
 def test_quality_gate_on_the_bundled_note(bundled_index, model):
-    """Issue 4's bar: hit@3 ≥ 0.95 (Korean) and ≥ 0.85 (English), MRR ≥ 0.85,
-    not-found precision ≥ 0.9, and (our own bar) at most 2 of 21 unanswerable
-    questions quoted."""
+    """The older own set (written before the chat sets): hit@3 ≥ 0.95 in each language, MRR ≥ 0.9,
+    no answerable question declined and every decline right. The decision is calibrated on the
+    chat dev set to decline few answerable questions: most of this set's unanswerable ones are
+    quoted with their nearest passage (docs/quality.md)."""
     report = run(OkdbotSystem(_repo_retriever(bundled_index, model)), load_questions(ROOT / "eval" / "okd-note.yaml"))
     s = report.slices
-    assert s["ko"].hit[3] >= 0.95 and s["en"].hit[3] >= 0.85, format_report(report)
-    assert s["all"].mrr >= 0.85 and s["all"].nf_precision >= 0.9, format_report(report)
-    assert s["all"].nf_recall >= 0.85, format_report(report)
+    assert s["ko"].hit[3] >= 0.95 and s["en"].hit[3] >= 0.95, format_report(report)
+    assert s["all"].mrr >= 0.9 and s["all"].declined_answerable == 0, format_report(report)
+    assert s["all"].nf_precision >= 0.9, format_report(report)
 
 
 class _FollowUpAlone(OkdbotSystem):
@@ -309,14 +334,13 @@ def test_follow_ups_are_answered_from_the_conversation(bundled_index, model):
     read_with = run(OkdbotSystem(retriever), questions).slices["all"]
     alone = run(_FollowUpAlone(retriever), questions).slices["all"]
     assert read_with.hit[1] >= 0.9 and read_with.hit[1] > alone.hit[1], (read_with, alone)
-    assert read_with.nf_precision >= 0.9 and read_with.quoted_unanswerable == 0, read_with
+    assert read_with.nf_precision >= 0.9 and read_with.declined_answerable == 0, read_with
 
 
 # ---------------------------------------------------------------- the command
 
 def test_eval_command_prints_json_and_fails_fast_on_a_bad_file(tmp_path):
     shutil.copy(ROOT / "okdbot.yaml", tmp_path / "okdbot.yaml")
-    shutil.copy(ROOT / "synonyms.yaml", tmp_path / "synonyms.yaml")
     shutil.copytree(ROOT / "corpus", tmp_path / "corpus")
     bad = _write(tmp_path, "bad.yaml", "questions:\n  - q: hi\n")
     proc = run_cli("eval", str(bad), cwd=tmp_path)

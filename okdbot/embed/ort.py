@@ -1,7 +1,9 @@
-"""Query embeddings without torch: the only module that imports onnxruntime.
+"""Embeddings without torch: the only module that imports onnxruntime.
 
-The index build exports the sentence-transformers model's encoder to ONNX
-once per model (see `embed.export_onnx`; `fuse` here rewrites the graph into
+Two kinds of export folder are run here: the bundled e5 model's (okdbot/embed/e5.py,
+which uses `make_session`, `verified_model` and `encode_sorted`), and a
+sentence-transformers model's encoder exported to ONNX
+once per model (see `sbert.export_onnx`; `fuse` here rewrites the graph into
 fewer operators) into a folder holding the graph (`model.onnx`), its weights
 (`model.onnx.data`: onnxruntime maps them from the file, so a session starts
 in about half the time and memory), the model's own `tokenizer.json` and
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 log = logging.getLogger("okdbot")
 
@@ -41,6 +43,7 @@ POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens")
 # nothing and, while another process holds a core, made a question take 9.5 ms instead of 6.6;
 # never spinning costs about 0.5 ms a question on a quiet machine (bench/encode.py).
 QUERY_THREADS = min(2, os.cpu_count() or 1)
+BUILD_THREADS = os.cpu_count() or 1  # an index build encodes batches of passages
 SPINNING = {  # how idle threads wait: allow_spinning, force_spinning_stop
     "during-run": ("1", "1"), "never": ("0", "0"), "always": ("1", "0")}
 
@@ -53,17 +56,29 @@ def read_export(folder: Path) -> dict:
         raise ModelError(f"the exported query model in {folder} is unreadable ({type(exc).__name__})") from None
 
 
+_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime, inode) → sha256: a file is read once per process
+
+
+def file_sha256(path: Path) -> str:
+    st = os.stat(path)
+    stamp = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if stamp not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[stamp] = digest.hexdigest()
+    return _DIGESTS[stamp]
+
+
 def verified_model(folder: Path, files: dict[str, str]) -> Path:
     """`folder/model.onnx` if every file of the export has its recorded sha256; ModelError otherwise."""
     for name, expected in files.items():
-        digest = hashlib.sha256()
         try:
-            with open(folder / name, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            actual = file_sha256(folder / name)
         except OSError as exc:
             raise ModelError(f"the exported query model file {folder / name} cannot be read ({exc.strerror})") from None
-        if digest.hexdigest() != expected:
+        if actual != expected:
             raise ModelError(f"the exported query model file {folder / name} is damaged (checksum mismatch)")
     return folder / MODEL_FILE
 
@@ -152,14 +167,9 @@ class OnnxEncoder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.encode([self.query_prompt + t for t in texts] if self.query_prompt else list(texts))
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """(len(texts), dim) float32, rows L2-normalised; batches of similar length."""
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            out[rows] = self._encode_batch([texts[i] for i in rows])
-        return out
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32, rows L2-normalised."""
+        return encode_sorted(texts, self.dim, self._encode_batch)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if self.lowercase:
@@ -178,9 +188,25 @@ class OnnxEncoder:
             else:
                 raise ModelError(f"the exported query model wants an input '{name}' okdbot does not provide")
         tokens = self.session.run([self.output], feed)[0]
-        pooled = _pool(tokens, mask, self.pooling)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        return pool_normalised(tokens, mask, self.pooling)
+
+
+def encode_sorted(texts: list[str], dim: int, encode_batch, batch_size: int = 32) -> np.ndarray:
+    """(len(texts), dim) float32 from `encode_batch` over batches of similar length
+    (little compute spent on padding)."""
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        out[rows] = encode_batch([texts[i] for i in rows])
+    return out
+
+
+def pool_normalised(tokens: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """Pooled token embeddings, rows L2-normalised, float32."""
+    pooled = _pool(tokens, mask, mode)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
 def _pool(tokens: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:

