@@ -53,11 +53,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         _parser().print_help()
         return 2
     from .errors import OkdbotError
+    from .redact import scrub
 
     try:
         return args.func(args) or 0
     except OkdbotError as exc:
-        print(f"okdbot: error: {exc}", file=sys.stderr)
+        print(f"okdbot: error: {scrub(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("okdbot: interrupted", file=sys.stderr)
@@ -66,7 +67,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     except Exception as exc:  # a bug: one line, the traceback only with --verbose
         log.debug("traceback", exc_info=True)
-        print(f"okdbot: internal error: {type(exc).__name__}: {exc} (run with --verbose for details)", file=sys.stderr)
+        print(f"okdbot: internal error: {type(exc).__name__}: {scrub(str(exc))} (run with --verbose for details)",
+              file=sys.stderr)
         return 70
 
 
@@ -142,9 +144,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
+    from .redact import Redacting
+
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
+    handler.setFormatter(Redacting(_Formatter()))  # masks the Discord token in the finished line
     root = logging.getLogger("okdbot")
     root.handlers[:] = [handler]
     root.setLevel(level)

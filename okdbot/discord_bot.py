@@ -40,6 +40,7 @@ from discord.ext import commands, tasks
 from .answer import DiscordReply, EmbedSpec, answer_log_line, discord_reply, strings
 from .config import Settings, heartbeat_path
 from .health import write_heartbeat
+from .redact import add_secret, redact_handler
 from .errors import BadQuestion, DiscordError
 from .feedback import FeedbackStore, feedback_path
 from .retrieve import MAX_QUESTION_CHARS, Result, is_korean
@@ -408,34 +409,21 @@ class OkdBot(commands.Bot):
         return ""
 
 
-class _Redact(logging.Filter):
-    """Defence in depth: the token never reaches a log line, even inside a traceback."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.secret in message:
-            record.msg, record.args = message.replace(self.secret, "<token>"), ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text and self.secret in record.exc_text:
-            record.exc_text = record.exc_text.replace(self.secret, "<token>")
-        return True
-
-
 def _route_logs(token: str) -> None:
-    """discord.py's log records go through okdbot's handlers, all redacting the token."""
+    """Every line the bot writes goes through okdbot's handlers, each of which masks
+    the token in the finished text (message, arguments, tracebacks, chained
+    exceptions): okdbot's own records, discord.py's, and asyncio's (a failed task)."""
+    add_secret(token)
     ours = logging.getLogger("okdbot")
-    handlers = ours.handlers or [logging.StreamHandler()]
-    for handler in handlers:
-        handler.addFilter(_Redact(token))
-    theirs = logging.getLogger("discord")
-    theirs.handlers[:] = handlers
-    theirs.setLevel(logging.INFO if ours.getEffectiveLevel() <= logging.DEBUG else logging.WARNING)
-    theirs.propagate = False
+    if not ours.handlers:
+        ours.addHandler(logging.StreamHandler())
+    handlers = [redact_handler(handler) for handler in ours.handlers]
+    for name in ("discord", "asyncio"):
+        theirs = logging.getLogger(name)
+        theirs.handlers[:] = handlers
+        theirs.propagate = False
+    logging.getLogger("discord").setLevel(logging.INFO if ours.getEffectiveLevel() <= logging.DEBUG
+                                          else logging.WARNING)
 
 
 class ShardedOkdBot(OkdBot, commands.AutoShardedBot):
