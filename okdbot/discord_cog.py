@@ -1,0 +1,179 @@
+"""Asking on Discord: /ask, @mentions and replies, as one discord.py Cog.
+
+The Cog holds what a question goes through (which channels, the per-user
+cooldown, the conversation a follow-up is read with) and leaves the rest to
+the client (okdbot.discord_bot): the model, the index, the worker pools.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str
+from discord.ext import commands
+
+from .answer import answer_log_line, discord_reply, strings
+from .errors import BadQuestion
+from .retrieve import MAX_QUESTION_CHARS, Result, is_korean
+from .discord_ui import answer_id_of, message_kwargs, tell_privately
+
+log = logging.getLogger("okdbot")
+
+QUESTION_MAX = 300  # /ask option length; the Discord client enforces it
+_EN = strings(False)
+
+
+class NotAllowedHere(app_commands.CheckFailure):
+    """/ask used outside the configured channel allowlist."""
+
+
+class AskCog(commands.Cog):
+    """/ask, mentions and replies to the bot's answers."""
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+        self.settings = bot.settings.discord
+        rate, per = self.settings.cooldown_rate, self.settings.cooldown_seconds
+        self.cooldown = commands.CooldownMapping.from_cooldown(rate, per, lambda user_id: user_id) if rate > 0 else None
+
+    # ------------------------------------------------------------ /ask
+
+    @app_commands.command(name="ask", description=locale_str(_EN["command"], key="command"))
+    @app_commands.describe(question=locale_str(_EN["command_question"], key="command_question"))
+    async def ask(self, interaction: discord.Interaction,
+                  question: app_commands.Range[str, 1, QUESTION_MAX]) -> None:
+        await interaction.response.defer(thinking=True)
+        result, answer_id = await self.answer(question, asker=interaction.user.id,
+                                              channel=interaction.channel_id, via="/ask")
+        await interaction.followup.send(**message_kwargs(discord_reply(result, echo_question=True), answer_id))
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """/ask check: allowed channel, then the per-user cooldown."""
+        if not self.allowed_channel(interaction.channel):
+            raise NotAllowedHere(self.settings.channels)
+        limited = self.rate_limited(interaction.user.id)
+        if limited:
+            raise app_commands.CommandOnCooldown(*limited)
+        return True
+
+    async def cog_app_command_error(self, interaction: discord.Interaction,
+                                    error: app_commands.AppCommandError) -> None:
+        """Every /ask failure becomes a private message to the asker."""
+        question = str(getattr(interaction.namespace, "question", "") or "")
+        ui = strings(is_korean(question))
+        original = getattr(error, "original", error)
+        if isinstance(error, app_commands.CommandOnCooldown):
+            text = ui["cooldown"].format(seconds=math.ceil(error.retry_after))
+        elif isinstance(error, NotAllowedHere):
+            text = ui["not_here"].format(channels=", ".join(f"<#{c}>" for c in error.args[0]))
+        elif isinstance(original, BadQuestion):
+            text = ui["too_long"].format(limit=MAX_QUESTION_CHARS) if question.strip() else ui["empty_ask"]
+        else:
+            name = interaction.command.name if interaction.command else "?"
+            log.error("/%s failed", name, exc_info=(type(original), original, original.__traceback__))
+            text = ui["error"]
+        try:
+            await tell_privately(interaction, text)
+        except discord.HTTPException:
+            log.warning("could not tell the user about the error", exc_info=True)
+
+    # ------------------------------------------------- who may ask, how often
+
+    def allowed_channel(self, channel) -> bool:
+        allowed = self.settings.channels
+        return not allowed or getattr(channel, "id", None) in allowed or getattr(channel, "parent_id", None) in allowed
+
+    def rate_limited(self, user_id: int) -> tuple[app_commands.Cooldown, float] | None:
+        """(bucket, seconds to wait) when the user asked too often, else None."""
+        if self.cooldown is None:
+            return None
+        bucket = self.cooldown.get_bucket(user_id)
+        retry = bucket.update_rate_limit() if bucket else None
+        return (bucket, retry) if retry else None
+
+    # ------------------------------------------------------------ answering
+
+    async def answer(self, question: str, *, asker: int, channel: int | None, via: str,
+                     context: str = "") -> tuple[Result, int]:
+        """Retrieve in the worker pool and record the answer; (result, answer id).
+        A follow-up passes the conversation it replies to as `context`."""
+        started = time.perf_counter()
+        log.debug("question via %s: %r (context %r)", via, question, context)
+        result, answer_id = await self.bot.in_pool(self._answer_blocking, question, asker, channel, context)
+        log.info("%s via=%s", answer_log_line(result, (time.perf_counter() - started) * 1000), via.lstrip("/"))
+        return result, answer_id
+
+    def _answer_blocking(self, question: str, asker: int, channel: int | None, context: str) -> tuple[Result, int]:
+        result = self.bot.retriever.search(question, context=context)
+        return result, self.bot.feedback.record_answer(result, asker, channel)
+
+    # ------------------------------------------------- mentions and replies
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.bot.user
+        if me is None or message.author.bot or message.webhook_id is not None:
+            return
+        if not self.allowed_channel(message.channel):
+            return
+        earlier = await self.replied_answer(message)
+        mentioned = any(user.id == me.id for user in message.mentions)
+        if not (earlier or mentioned):
+            return
+        question = re.sub(rf"<@!?{me.id}>", " ", message.content).strip()
+        ui = strings(is_korean(question))
+        try:
+            await self.answer_message(message, question, ui, earlier)
+        except Exception:
+            log.exception("answering a message failed")
+            try:
+                await message.reply(ui["error"])
+            except discord.HTTPException:
+                log.warning("could not tell the user about the error", exc_info=True)
+
+    async def answer_message(self, message: discord.Message, question: str, ui: dict[str, str],
+                             earlier: discord.Message | None) -> None:
+        limited = self.rate_limited(message.author.id)
+        if limited:
+            await message.reply(ui["cooldown"].format(seconds=math.ceil(limited[1])))
+            return
+        if not message.content:  # a reply that does not ping us arrives without its text
+            await message.reply(ui["no_content"])
+            return
+        if not question:
+            await message.reply(ui["empty"])
+            return
+        context = await self.conversation(earlier) if earlier else ""
+        try:
+            result, answer_id = await self.answer(question, asker=message.author.id, channel=message.channel.id,
+                                                  via="reply" if earlier else "mention", context=context)
+        except BadQuestion:
+            await message.reply(ui["too_long"].format(limit=MAX_QUESTION_CHARS))
+            return
+        await message.reply(**message_kwargs(discord_reply(result), answer_id))
+
+    async def replied_answer(self, message: discord.Message) -> discord.Message | None:
+        """The bot's message that `message` replies to, if it replies to one."""
+        ref = message.reference
+        if ref is None or ref.message_id is None or self.bot.user is None:
+            return None
+        target = ref.resolved if isinstance(ref.resolved, discord.Message) else ref.cached_message
+        if target is None:
+            try:
+                target = await message.channel.fetch_message(ref.message_id)
+            except discord.HTTPException:
+                return None
+        return target if target.author.id == self.bot.user.id else None
+
+    async def conversation(self, answer: discord.Message) -> str:
+        """The question(s) behind one of our answers, read from its vote buttons'
+        answer id ("" for a message that is not an answer, or an unknown one)."""
+        answer_id = answer_id_of(answer)
+        if answer_id is None:
+            return ""
+        return await self.bot.in_db(self.bot.feedback.conversation, answer_id) or ""
