@@ -19,6 +19,7 @@ from discord.ext import commands
 
 from .answer import answer_log_line, discord_reply, strings
 from .errors import BadQuestion
+from .question import clean_text
 from .retrieve import MAX_QUESTION_CHARS, Result, is_korean
 from .discord_ui import answer_id_of, message_kwargs, tell_privately
 
@@ -64,7 +65,7 @@ class AskCog(commands.Cog):
     async def cog_app_command_error(self, interaction: discord.Interaction,
                                     error: app_commands.AppCommandError) -> None:
         """Every /ask failure becomes a private message to the asker."""
-        question = str(getattr(interaction.namespace, "question", "") or "")
+        question = clean_text(str(getattr(interaction.namespace, "question", "") or ""))
         ui = strings(is_korean(question))
         original = getattr(error, "original", error)
         if isinstance(error, app_commands.CommandOnCooldown):
@@ -72,7 +73,7 @@ class AskCog(commands.Cog):
         elif isinstance(error, NotAllowedHere):
             text = ui["not_here"].format(channels=", ".join(f"<#{c}>" for c in error.args[0]))
         elif isinstance(original, BadQuestion):
-            text = ui["too_long"].format(limit=MAX_QUESTION_CHARS) if question.strip() else ui["empty_ask"]
+            text = ui["too_long"].format(limit=MAX_QUESTION_CHARS) if question else ui["empty_ask"]
         else:
             name = interaction.command.name if interaction.command else "?"
             log.error("/%s failed", name, exc_info=(type(original), original, original.__traceback__))
@@ -125,7 +126,7 @@ class AskCog(commands.Cog):
         mentioned = any(user.id == me.id for user in message.mentions)
         if not (earlier or mentioned):
             return
-        question = re.sub(rf"<@!?{me.id}>", " ", message.content).strip()
+        question = clean_text(re.sub(rf"<@!?{me.id}>", " ", message.content))
         ui = strings(is_korean(question))
         try:
             await self.answer_message(message, question, ui, earlier)

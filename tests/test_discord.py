@@ -37,10 +37,12 @@ ROLE = "<@&123456789012345678>"
 SKOPEO_KO = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
 UNANSWERABLE = "Azure 가상 네트워크 피어링은 어떻게 설정해?"
 VOTE = re.compile(r"okdbot:vote:(up|down):(\d+)")
+RELEASE_LINK = "[the release page](https://evil.example/okd-releases)"  # a masked link in a note
 
 
 def team_note() -> str:
-    """A note with pinging text and one 4,000+ character section holding a code fence."""
+    """A note with pinging text, one 4,000+ character section holding a code fence,
+    and a masked link."""
     steps = [f"  - Upgrade step {n}: check that every node reports Ready, drain the workers one at a time, "
              f"watch the cluster operators and confirm the upgrade channel before going on to step {n + 1}"
              for n in range(1, 23)]
@@ -52,7 +54,9 @@ def team_note() -> str:
         f"- 점검 공지는 @everyone 멘션과 {ROLE} 역할 멘션으로 알린다",
         "- Maintenance windows are announced to @everyone and @here in the ops channel", "",
         "## Upgrade checklist",
-        "- Upgrade checklist for the cluster upgrade:", *steps[:3], *fence, *steps[3:], ""])
+        "- Upgrade checklist for the cluster upgrade:", *steps[:3], *fence, *steps[3:], "",
+        "## Release notes",
+        f"- Release notes of every OKD version are published on {RELEASE_LINK}", ""])
 
 
 @pytest.fixture(scope="module")
