@@ -36,6 +36,8 @@ STRINGS = {
         "command": "Ask the OKD notes a question",
         "command_question": "Your question, in Korean or English",
         "follow_up": "Read as a follow-up to:",
+        "no_permission": "I can't answer in {channel}: I lack {permissions} there. Ask a server admin to grant "
+                         "that (`okdbot invite` prints an invite with everything I need), or ask with /ask.",
     },
     "ko": {
         "not_found": "노트에서 이 내용을 찾지 못했습니다.",
@@ -53,6 +55,9 @@ STRINGS = {
         "command": "OKD 노트에 질문하기",
         "command_question": "질문 내용 (한국어 또는 영어)",
         "follow_up": "앞선 질문에 이어서 찾았습니다:",
+        "no_permission": "{channel}에서는 답할 수 없습니다: 그곳에서 {permissions} 권한이 없습니다. 서버 관리자에게 "
+                         "권한을 요청하거나(`okdbot invite`가 필요한 권한을 모두 담은 초대 링크를 보여 줍니다) "
+                         "/ask 로 질문해 주세요.",
     },
 }
 

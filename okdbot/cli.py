@@ -103,21 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per question per line")
     p.set_defaults(func=cmd_query, quick_exit=True)
 
-    p = sub.add_parser("discord", parents=[common], help="run the Discord bot (token from $DISCORD_TOKEN)",
-                       description="Run the Discord bot: /ask, @mentions and replies. The token is read from "
-                                   "the DISCORD_TOKEN environment variable only.")
-    p.add_argument("--sync", action="store_true",
-                   help="register the slash commands now, even if unchanged since the last sync")
-    p.add_argument("--watch", action="store_true",
-                   help="re-index when notes change, so answers follow edits without a restart")
-    p.set_defaults(func=cmd_discord)
-
-    p = sub.add_parser("feedback", parents=[common], help="list the 👍/👎 votes on the bot's answers",
-                       description="List votes on the Discord bot's answers, newest first, with the question, "
-                                   "the cited passages and the index generation.")
-    p.add_argument("--bad", action="store_true", help="only 👎 votes")
-    p.add_argument("--json", action="store_true", help="one JSON object per vote per line")
-    p.set_defaults(func=cmd_feedback)
+    _discord_commands(sub, common)
 
     p = sub.add_parser("doctor", parents=[common], help="check config, notes, model, index, Discord token and libraries",
                        description="Check everything okdbot needs and say what to do about each problem. "
@@ -141,6 +127,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=cmd_eval)
     return parser
+
+
+def _discord_commands(sub, common: argparse.ArgumentParser) -> None:
+    """`okdbot discord` and the commands around it: invite, feedback, gaps."""
+    p = sub.add_parser("discord", parents=[common], help="run the Discord bot (token from $DISCORD_TOKEN)",
+                       description="Run the Discord bot: /ask, @mentions and replies. The token is read from "
+                                   "the DISCORD_TOKEN environment variable only.")
+    p.add_argument("--sync", action="store_true",
+                   help="register the slash commands now, even if unchanged since the last sync")
+    p.add_argument("--watch", action="store_true",
+                   help="re-index when notes change, so answers follow edits without a restart")
+    p.set_defaults(func=cmd_discord)
+
+    p = sub.add_parser("feedback", parents=[common], help="list the 👍/👎 votes on the bot's answers",
+                       description="List votes on the Discord bot's answers, newest first, with the question, "
+                                   "the cited passages and the index generation.")
+    p.add_argument("--bad", action="store_true", help="only 👎 votes")
+    p.add_argument("--json", action="store_true", help="one JSON object per vote per line")
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("invite", parents=[common], help="print the URL that adds the bot to a server",
+                       description="Print the invite URL with the scopes and exactly the permissions the bot "
+                                   "needs (with discord.threads: also Create Public Threads).")
+    p.add_argument("--client-id", type=int, metavar="ID", help="the application id (default: read from "
+                                                                "$DISCORD_TOKEN, which starts with it)")
+    p.add_argument("--guild", type=int, metavar="ID", help="preselect this server (default: discord.guild_id)")
+    p.set_defaults(func=cmd_invite)
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -309,6 +322,22 @@ def cmd_feedback(args) -> int:
             print(f"    (a follow-up to: {vote.context})")
         for c in vote.citations:
             print(f"    {c['heading']}\n      {c['url']}")
+
+def cmd_invite(args) -> int:
+    from .config import discord_token
+    from .errors import ConfigError
+    from .invite import client_id_from_token, invite_url, labels, needed, permissions_value
+
+    settings = _settings(args)
+    client_id = args.client_id or client_id_from_token(discord_token())
+    if client_id is None:
+        raise ConfigError("no application id: pass --client-id ID (Developer Portal → your application → "
+                          "General Information → Application ID) or set DISCORD_TOKEN")
+    threads = settings.discord.threads
+    log.info("permissions: %s (%d)", labels(needed(threads)), permissions_value(threads))
+    print(invite_url(client_id, threads, args.guild or settings.discord.guild_id))
+    return 0
+
 
 def cmd_eval(args) -> int:
     from .errors import BadQuestion

@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from . import invite
 from .answer import answer_log_line, discord_reply, strings
 from .errors import BadQuestion
 from .question import clean_text
@@ -85,6 +86,28 @@ class AskCog(commands.Cog):
 
     # ------------------------------------------------- who may ask, how often
 
+    @property
+    def required_permissions(self) -> discord.Permissions:
+        """All the permissions the bot checks before it posts (okdbot invite asks for these)."""
+        return discord.Permissions(**dict.fromkeys(invite.needed(self.settings.threads), True))
+
+    def cannot_post(self, channel, opens_thread: bool = False) -> list[str]:
+        """The permissions the bot lacks to answer in `channel` (none in DMs)."""
+        guild = getattr(channel, "guild", None)
+        if guild is None:
+            return []
+        return invite.missing(channel.permissions_for(guild.me),
+                              invite.needed_in(isinstance(channel, discord.Thread), opens_thread))
+
+    async def hint_privately(self, message: discord.Message, missing: list[str], ui: dict[str, str]) -> None:
+        """Tell the asker, by direct message, why no answer comes and what to do."""
+        log.warning("cannot answer in channel %s: the bot lacks %s there", message.channel.id, invite.labels(missing))
+        text = ui["no_permission"].format(channel=message.channel.mention, permissions=invite.labels(missing))
+        try:
+            await message.author.send(text)
+        except discord.HTTPException:
+            log.warning("could not tell the asker either (direct messages closed?)")
+
     def allowed_channel(self, channel) -> bool:
         allowed = self.settings.channels
         return not allowed or getattr(channel, "id", None) in allowed or getattr(channel, "parent_id", None) in allowed
@@ -139,6 +162,10 @@ class AskCog(commands.Cog):
 
     async def answer_message(self, message: discord.Message, question: str, ui: dict[str, str],
                              earlier: discord.Message | None) -> None:
+        missing = self.cannot_post(message.channel)
+        if missing:
+            await self.hint_privately(message, missing, ui)
+            return
         limited = self.rate_limited(message.author.id)
         if limited:
             await message.reply(ui["cooldown"].format(seconds=math.ceil(limited[1])))

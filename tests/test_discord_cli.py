@@ -32,25 +32,6 @@ class _Unauthorized:
     headers: dict = {}
 
 
-@pytest.fixture
-def quiet_loggers():
-    """run() routes discord.py's logging through okdbot's handlers and registers
-    the token to mask; undo that afterwards."""
-    from okdbot.redact import forget_secrets
-
-    forget_secrets()
-    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
-                    logging.getLogger(name).propagate) for name in ("okdbot", "discord", "asyncio")}
-    kept = {id(h): (h.filters[:], h.formatter) for name in saved for h in saved[name][0]}
-    yield
-    for name, (handlers, level, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
-        for h in handlers:
-            h.filters[:], h.formatter = kept[id(h)]
-    forget_secrets()
-
-
 def test_a_rejected_token_is_a_one_line_error_that_never_shows_the_token(workspace, monkeypatch, capfd,
                                                                             quiet_loggers):
     """Discord answers 401 to a bad token at login (HTTP is faked here: no network in tests)."""
