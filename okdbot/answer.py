@@ -132,6 +132,7 @@ FIELD_VALUE_MAX = 1024
 FOOTER_MAX = 2048
 EMBED_TOTAL_MAX = 6000
 EMBEDS_MAX = 10
+THREAD_NAME_MAX = 100
 DISCORD_LINES = JSON_LINES  # lines per passage before the character budget applies
 PASSAGE_CHARS = 1500  # a quote, not a wall of text: the rest is one click away
 MIN_QUOTE_CHARS = 300  # below this share a lower-ranked passage is left out
@@ -288,6 +289,11 @@ def fit_lines(lines: list[str], limit: int, more: str) -> str:
     if not body and lines:
         body = _close_fence(cut_words(lines[0], room - 1 - len(FENCE)))
     return f"{body}\n{more}" if body else more
+
+
+def thread_name(question: str) -> str:
+    """The name of a thread the bot opens for a question: the question, cut between words."""
+    return cut_words(question, THREAD_NAME_MAX) or "okdbot"
 
 
 def cut_words(text: str, limit: int) -> str:

@@ -14,8 +14,9 @@ and registers /ask. What a question goes through lives in the AskCog
 - It follows new index generations. Retriever.search switches to the newest
   published generation before each question, so no restart is needed after
   `okdbot index`.
-- It needs no privileged intent. Discord delivers the text of messages that
-  mention the bot (replies that ping it included) without message-content.
+- It needs no privileged intent, unless discord.threads is on. Discord delivers
+  the text of messages that mention the bot (replies that ping it included)
+  without message-content; follow-ups in its threads come without a mention.
 - A reply to one of its answers is a follow-up, read with the question(s)
   behind that answer: the vote buttons carry the answer id, and the feedback
   database remembers what was asked.
@@ -58,7 +59,7 @@ class OkdBot(commands.Bot):
                  workers: int = RETRIEVAL_WORKERS, watch: bool = False, **options) -> None:
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice: no warning about it
         intents = discord.Intents.default()
-        intents.message_content = False
+        intents.message_content = settings.discord.threads  # follow-ups in its threads come without a mention
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
                          allowed_mentions=discord.AllowedMentions.none(), **options)
         self.settings = settings
@@ -230,7 +231,9 @@ def run(settings: Settings, token: str, *, sync: bool = False, watch: bool = Fal
         raise DiscordError("Discord rejected the token in DISCORD_TOKEN; copy it again from the developer "
                            "portal (Applications → your bot → Bot → Reset Token)") from None
     except discord.PrivilegedIntentsRequired:
-        raise DiscordError("Discord refused an intent this bot asked for; enable it in the developer portal") from None
+        raise DiscordError("Discord refused the Message Content intent, which discord.threads needs; enable it in the "
+                           "developer portal (your application → Bot → Privileged Gateway Intents) or set "
+                           "discord.threads: false") from None
     except (aiohttp.ClientError, discord.GatewayNotFound, discord.ConnectionClosed) as exc:
         raise DiscordError(f"cannot reach Discord ({type(exc).__name__}); check the network and try again") from None
     except discord.HTTPException as exc:

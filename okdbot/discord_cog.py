@@ -1,8 +1,14 @@
-"""Asking on Discord: /ask, @mentions and replies, as one discord.py Cog.
+"""Asking on Discord: /ask, @mentions, replies and threads, as one discord.py Cog.
 
-The Cog holds what a question goes through (which channels, the per-user
-cooldown, the conversation a follow-up is read with) and leaves the rest to
-the client (okdbot.discord_bot): the model, the index, the worker pools.
+The Cog holds what a question goes through (which channels, the permissions
+the bot checks there, the per-user cooldown, the conversation a follow-up is
+read with, where the answer goes) and leaves the rest to the client
+(okdbot.discord_bot): the model, the index, the worker pools.
+
+With discord.threads, a question asked in a channel is answered in a thread
+the bot opens (under the /ask answer, or from the asking message), and every
+message in the bot's threads is a follow-up, read with the conversation so
+far without a mention (the client then asks for the Message Content intent).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from discord.app_commands import locale_str
 from discord.ext import commands
 
 from . import invite
-from .answer import answer_log_line, discord_reply, strings
+from .answer import answer_log_line, discord_reply, strings, thread_name
 from .errors import BadQuestion
 from .question import clean_text
 from .retrieve import MAX_QUESTION_CHARS, Result, is_korean
@@ -35,7 +41,7 @@ class NotAllowedHere(app_commands.CheckFailure):
 
 
 class AskCog(commands.Cog):
-    """/ask, mentions and replies to the bot's answers."""
+    """/ask, mentions, replies to the bot's answers, and follow-ups in its threads."""
 
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
@@ -50,9 +56,15 @@ class AskCog(commands.Cog):
     async def ask(self, interaction: discord.Interaction,
                   question: app_commands.Range[str, 1, QUESTION_MAX]) -> None:
         await interaction.response.defer(thinking=True)
-        result, answer_id = await self.answer(question, asker=interaction.user.id,
-                                              channel=interaction.channel_id, via="/ask")
-        await interaction.followup.send(**message_kwargs(discord_reply(result, echo_question=True), answer_id))
+        channel = interaction.channel
+        result, answer_id = await self.answer(question, asker=interaction.user.id, channel=interaction.channel_id,
+                                              via="/ask", thread=channel.id if self.in_our_thread(channel) else None)
+        sent = await interaction.followup.send(**message_kwargs(discord_reply(result, echo_question=True), answer_id),
+                                               wait=True)
+        if self.opens_thread(channel) and not invite.missing(interaction.app_permissions, invite.needed_in(False, True)):
+            thread = await self.open_thread(channel, sent, result.question)
+            if thread is not None:
+                await self.bot.in_db(self.bot.feedback.set_thread, answer_id, thread.id)
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """/ask check: allowed channel, then the per-user cooldown."""
@@ -123,36 +135,35 @@ class AskCog(commands.Cog):
     # ------------------------------------------------------------ answering
 
     async def answer(self, question: str, *, asker: int, channel: int | None, via: str,
-                     context: str = "") -> tuple[Result, int]:
+                     context: str = "", thread: int | None = None) -> tuple[Result, int]:
         """Retrieve in the worker pool and record the answer; (result, answer id).
-        A follow-up passes the conversation it replies to as `context`."""
+        A follow-up passes the conversation it replies to as `context`; an answer
+        in one of the bot's threads, that `thread`."""
         started = time.perf_counter()
         log.debug("question via %s: %r (context %r)", via, question, context)
-        result, answer_id = await self.bot.in_pool(self._answer_blocking, question, asker, channel, context)
+        result, answer_id = await self.bot.in_pool(self._answer_blocking, question, asker, channel, context, thread)
         log.info("%s via=%s", answer_log_line(result, (time.perf_counter() - started) * 1000), via.lstrip("/"))
         return result, answer_id
 
-    def _answer_blocking(self, question: str, asker: int, channel: int | None, context: str) -> tuple[Result, int]:
+    def _answer_blocking(self, question: str, asker: int, channel: int | None, context: str,
+                         thread: int | None) -> tuple[Result, int]:
         result = self.bot.retriever.search(question, context=context)
-        return result, self.bot.feedback.record_answer(result, asker, channel)
+        return result, self.bot.feedback.record_answer(result, asker, channel, thread)
 
-    # ------------------------------------------------- mentions and replies
+    # ------------------------------------------------- mentions, replies, threads
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        me = self.bot.user
-        if me is None or message.author.bot or message.webhook_id is not None:
+        asked = await self.asked(message)
+        if asked is None:
             return
-        if not self.allowed_channel(message.channel):
-            return
-        earlier = await self.replied_answer(message)
-        mentioned = any(user.id == me.id for user in message.mentions)
-        if not (earlier or mentioned):
-            return
-        question = clean_text(re.sub(rf"<@!?{me.id}>", " ", message.content))
+        earlier, via = asked
+        question = clean_text(re.sub(rf"<@!?{self.bot.user.id}>", " ", message.content))
+        if via == "thread" and not question:
+            return  # an image or a sticker in our thread: nothing was asked
         ui = strings(is_korean(question))
         try:
-            await self.answer_message(message, question, ui, earlier)
+            await self.answer_message(message, question, ui, earlier, via)
         except Exception:
             log.exception("answering a message failed")
             try:
@@ -160,30 +171,98 @@ class AskCog(commands.Cog):
             except discord.HTTPException:
                 log.warning("could not tell the user about the error", exc_info=True)
 
+    async def asked(self, message: discord.Message) -> tuple[discord.Message | None, str] | None:
+        """Whether `message` asks the bot something: (the answer of ours it replies
+        to, how it asks: "reply", "mention" or "thread"), else None."""
+        me = self.bot.user
+        if me is None or message.author.bot or message.webhook_id is not None:
+            return None
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return None
+        if not self.allowed_channel(message.channel):
+            return None
+        earlier = await self.replied_answer(message)
+        if earlier is not None:
+            return earlier, "reply"
+        if any(user.id == me.id for user in message.mentions):
+            return None, "mention"
+        if self.in_our_thread(message.channel) and not message.mentions and message.reference is None:
+            return None, "thread"  # in our thread, a message addressed to no one else is a follow-up
+        return None
+
     async def answer_message(self, message: discord.Message, question: str, ui: dict[str, str],
-                             earlier: discord.Message | None) -> None:
-        missing = self.cannot_post(message.channel)
+                             earlier: discord.Message | None, via: str) -> None:
+        channel = message.channel
+        opens = self.opens_thread(channel)
+        missing = self.cannot_post(channel, opens)
+        if opens and missing and not self.cannot_post(channel):
+            log.warning("not opening threads in channel %s: the bot lacks %s there", channel.id,
+                        invite.labels(missing))
+            opens, missing = False, []
         if missing:
             await self.hint_privately(message, missing, ui)
             return
-        limited = self.rate_limited(message.author.id)
-        if limited:
-            await message.reply(ui["cooldown"].format(seconds=math.ceil(limited[1])))
+        if await self.refused(message, question, ui):
             return
-        if not message.content:  # a reply that does not ping us arrives without its text
-            await message.reply(ui["no_content"])
-            return
-        if not question:
-            await message.reply(ui["empty"])
-            return
-        context = await self.conversation(earlier) if earlier else ""
+        context = await self.context_for(channel, earlier)
         try:
-            result, answer_id = await self.answer(question, asker=message.author.id, channel=message.channel.id,
-                                                  via="reply" if earlier else "mention", context=context)
+            result, answer_id = await self.answer(question, asker=message.author.id, channel=channel.id, via=via,
+                                                  context=context,
+                                                  thread=channel.id if self.in_our_thread(channel) else None)
         except BadQuestion:
             await message.reply(ui["too_long"].format(limit=MAX_QUESTION_CHARS))
             return
-        await message.reply(**message_kwargs(discord_reply(result), answer_id))
+        kwargs = message_kwargs(discord_reply(result), answer_id)
+        thread = await self.open_thread(channel, message, result.question) if opens else None
+        if thread is None:
+            await message.reply(**kwargs)
+            return
+        await self.bot.in_db(self.bot.feedback.set_thread, answer_id, thread.id)
+        await thread.send(**kwargs)
+
+    async def refused(self, message: discord.Message, question: str, ui: dict[str, str]) -> bool:
+        """Say at once what needs no search (asked too often, no text, nothing asked); True if said."""
+        limited = self.rate_limited(message.author.id)
+        if limited:
+            text = ui["cooldown"].format(seconds=math.ceil(limited[1]))
+        elif not message.content:  # a reply that does not ping us arrives without its text
+            text = ui["no_content"]
+        elif not question:
+            text = ui["empty"]
+        else:
+            return False
+        await message.reply(text)
+        return True
+
+    # ------------------------------------------------------------ threads
+
+    def opens_thread(self, channel) -> bool:
+        """discord.threads: a question in a text channel is answered in a new thread."""
+        return self.settings.threads and isinstance(channel, discord.TextChannel)
+
+    def in_our_thread(self, channel) -> bool:
+        """A thread the bot opened, where follow-ups need no mention (discord.threads)."""
+        me = self.bot.user
+        return (self.settings.threads and isinstance(channel, discord.Thread) and me is not None
+                and channel.owner_id == me.id)
+
+    async def open_thread(self, channel: discord.TextChannel, starter: discord.Message,
+                          question: str) -> discord.Thread | None:
+        """A thread under `starter`, named after the question (None if Discord refuses)."""
+        try:
+            return await channel.create_thread(name=thread_name(question), message=starter)
+        except discord.HTTPException as exc:
+            log.warning("could not open a thread in channel %s (%s); answering in place", channel.id, exc)
+            return None
+
+    async def context_for(self, channel, earlier: discord.Message | None) -> str:
+        """The conversation a follow-up is read with: that of the answer it replies
+        to, else that of the bot's thread it is asked in ("" for a new question)."""
+        if earlier is not None:
+            return await self.conversation(earlier)
+        if self.in_our_thread(channel):
+            return await self.bot.in_db(self.bot.feedback.thread_conversation, channel.id) or ""
+        return ""
 
     async def replied_answer(self, message: discord.Message) -> discord.Message | None:
         """The bot's message that `message` replies to, if it replies to one."""

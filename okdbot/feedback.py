@@ -30,7 +30,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
   id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, question TEXT NOT NULL,
   answered INTEGER NOT NULL, generation TEXT NOT NULL, citations TEXT NOT NULL,
-  asker TEXT NOT NULL, channel INTEGER, context TEXT NOT NULL DEFAULT ''
+  asker TEXT NOT NULL, channel INTEGER, context TEXT NOT NULL DEFAULT '', thread INTEGER
 );
 CREATE TABLE IF NOT EXISTS votes (
   answer_id INTEGER NOT NULL REFERENCES answers(id), voter TEXT NOT NULL,
@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS votes (
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added since the first release, added to older databases when opened.
+_ADDED = {"answers": {"context": "TEXT NOT NULL DEFAULT ''", "thread": "INTEGER"}}
 
 
 def feedback_path(settings: Settings) -> Path:
@@ -80,8 +82,7 @@ class FeedbackStore:
             with self._db() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
-                if "context" not in {row[1] for row in db.execute("PRAGMA table_info(answers)")}:
-                    db.execute("ALTER TABLE answers ADD COLUMN context TEXT NOT NULL DEFAULT ''")  # older databases
+                _add_columns(db)
         except (OSError, sqlite3.Error) as exc:
             raise OkdbotError(f"cannot open the feedback database {path} ({exc}); "
                               "set discord.feedback_db in okdbot.yaml to a writable file") from None
@@ -91,23 +92,35 @@ class FeedbackStore:
         with closing(sqlite3.connect(self.path, timeout=10)) as db, db:
             yield db
 
-    def record_answer(self, result: Result, asker: int, channel: int | None) -> int:
-        """Remember what was answered; returns the answer id the vote buttons carry."""
+    def record_answer(self, result: Result, asker: int, channel: int | None, thread: int | None = None) -> int:
+        """Remember what was answered; returns the answer id the vote buttons carry.
+        `thread`: the bot's thread the conversation goes on in, if any."""
         citations = [{"heading": p.heading, "file": p.file, "start_line": p.start_line,
                       "end_line": p.end_line, "url": p.url} for p in result.passages]
         with self._db() as db:
             cursor = db.execute(
-                "INSERT INTO answers (time, question, answered, generation, citations, asker, channel, context) "
-                "VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO answers (time, question, answered, generation, citations, asker, channel, context, "
+                "thread) VALUES (?,?,?,?,?,?,?,?,?)",
                 (_now(), result.question, int(result.answered), result.generation,
-                 json.dumps(citations, ensure_ascii=False), user_hash(asker), channel, result.context))
+                 json.dumps(citations, ensure_ascii=False), user_hash(asker), channel, result.context, thread))
             return int(cursor.lastrowid)
+
+    def set_thread(self, answer_id: int, thread: int) -> None:
+        """The conversation of an answer goes on in `thread` (opened under it)."""
+        with self._db() as db:
+            db.execute("UPDATE answers SET thread=? WHERE id=?", (thread, answer_id))
 
     def conversation(self, answer_id: int) -> str | None:
         """What an answer was asked with: its context and question, oldest first (None if unknown)."""
         with self._db() as db:
             row = db.execute("SELECT context, question FROM answers WHERE id=?", (answer_id,)).fetchone()
         return " ".join(part for part in row if part) if row else None
+
+    def thread_conversation(self, thread: int) -> str | None:
+        """The conversation so far in one of the bot's threads: that of its latest answer."""
+        with self._db() as db:
+            row = db.execute("SELECT id FROM answers WHERE thread=? ORDER BY id DESC LIMIT 1", (thread,)).fetchone()
+        return self.conversation(row[0]) if row else None
 
     def vote(self, answer_id: int, voter: int, vote: str) -> str | None:
         """Record (or change) one user's vote; returns the answer's question, None if unknown."""
@@ -140,6 +153,14 @@ class FeedbackStore:
     def set_state(self, key: str, value: str) -> None:
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO state VALUES (?,?)", (key, value))
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    for table, columns in _ADDED.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def _now() -> str:
