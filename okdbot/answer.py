@@ -36,6 +36,13 @@ STRINGS = {
         "command": "Ask the OKD notes a question",
         "command_question": "Your question, in Korean or English",
         "follow_up": "Read as a follow-up to:",
+        "why_title": "What was wrong with the answer?",
+        "why_reason": "What was wrong",
+        "why_comment": "Anything to add? (optional)",
+        "reason_wrong_passage": "It quotes the wrong passage",
+        "reason_outdated": "It is outdated",
+        "reason_not_in_notes": "The notes do not cover this",
+        "reason_other": "Something else",
         "no_permission": "I can't answer in {channel}: I lack {permissions} there. Ask a server admin to grant "
                          "that (`okdbot invite` prints an invite with everything I need), or ask with /ask.",
     },
@@ -55,6 +62,13 @@ STRINGS = {
         "command": "OKD 노트에 질문하기",
         "command_question": "질문 내용 (한국어 또는 영어)",
         "follow_up": "앞선 질문에 이어서 찾았습니다:",
+        "why_title": "답변에서 무엇이 잘못됐나요?",
+        "why_reason": "잘못된 점",
+        "why_comment": "덧붙일 말 (선택)",
+        "reason_wrong_passage": "엉뚱한 부분을 인용했어요",
+        "reason_outdated": "내용이 오래됐어요",
+        "reason_not_in_notes": "노트에 없는 내용이에요",
+        "reason_other": "기타",
         "no_permission": "{channel}에서는 답할 수 없습니다: 그곳에서 {permissions} 권한이 없습니다. 서버 관리자에게 "
                          "권한을 요청하거나(`okdbot invite`가 필요한 권한을 모두 담은 초대 링크를 보여 줍니다) "
                          "/ask 로 질문해 주세요.",

@@ -142,7 +142,7 @@ def _discord_commands(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("feedback", parents=[common], help="list the 👍/👎 votes on the bot's answers",
                        description="List votes on the Discord bot's answers, newest first, with the question, "
-                                   "the cited passages and the index generation.")
+                                   "the cited passages, the index generation and what a 👎 said was wrong.")
     p.add_argument("--bad", action="store_true", help="only 👎 votes")
     p.add_argument("--json", action="store_true", help="one JSON object per vote per line")
     p.set_defaults(func=cmd_feedback)
@@ -305,7 +305,7 @@ def cmd_discord(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from .feedback import FeedbackStore, feedback_path
+    from .feedback import REASONS, FeedbackStore, feedback_path
 
     path = feedback_path(_settings(args))
     if not path.is_file():
@@ -320,8 +320,11 @@ def cmd_feedback(args) -> int:
         print(f"{vote.time}  {mark}  #{vote.answer_id}  {vote.question}{status}  [{vote.generation}]")
         if vote.context:
             print(f"    (a follow-up to: {vote.context})")
+        if vote.reason:
+            print(f"    wrong: {REASONS.get(vote.reason, vote.reason)}" + (f": {vote.comment}" if vote.comment else ""))
         for c in vote.citations:
             print(f"    {c['heading']}\n      {c['url']}")
+
 
 def cmd_invite(args) -> int:
     from .config import discord_token

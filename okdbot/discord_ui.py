@@ -1,6 +1,6 @@
 """What the bot shows on Discord besides the answer text: the embeds built from
-answer.py's plain layout, the 👍/👎 buttons, private notes to one user, and the
-Korean descriptions of /ask."""
+answer.py's plain layout, the 👍/👎 buttons and the form a 👎 opens, private
+notes to one user, and the Korean descriptions of /ask."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from discord import app_commands
 from discord.app_commands import locale_str
 
 from .answer import DiscordReply, EmbedSpec, strings
+from .feedback import COMMENT_MAX, REASONS
+from .question import clean_text
 from .retrieve import is_korean
 
 log = logging.getLogger("okdbot")
@@ -44,6 +46,8 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
         return cls(int(match["answer"]), match["vote"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        """Record the vote at once (a 👎 whose form is dismissed still counts), then
+        thank the voter, or for a 👎 ask what was wrong."""
         bot = interaction.client
         korean = interaction.locale is discord.Locale.korean
         try:
@@ -52,10 +56,41 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
             log.exception("storing a vote failed")
             await tell_privately(interaction, strings(korean)["error"])
             return
+        log.info("vote %s on answer %d", self.vote, self.answer_id)
+        ui = strings(korean or is_korean(question or ""))
         if question is None:
             log.warning("vote on unknown answer %d (was the feedback database replaced?)", self.answer_id)
-        log.info("vote %s on answer %d", self.vote, self.answer_id)
-        await interaction.response.send_message(strings(korean or is_korean(question or ""))["thanks"], ephemeral=True)
+        elif self.vote == "down":
+            await interaction.response.send_modal(WhyModal(self.answer_id, ui))
+            return
+        await interaction.response.send_message(ui["thanks"], ephemeral=True)
+
+
+class WhyModal(discord.ui.Modal):
+    """What a 👎 says was wrong: one of feedback.REASONS and, optionally, a few words,
+    stored with the vote on the answer."""
+
+    def __init__(self, answer_id: int, ui: dict[str, str]) -> None:
+        super().__init__(title=ui["why_title"], custom_id=f"okdbot:why:{answer_id}", timeout=15 * 60)
+        self.answer_id = answer_id
+        self.ui = ui
+        self.reason = discord.ui.Select(custom_id="reason", options=[
+            discord.SelectOption(label=ui[f"reason_{key}"], value=key) for key in REASONS])
+        self.comment = discord.ui.TextInput(custom_id="comment", style=discord.TextStyle.paragraph,
+                                            required=False, max_length=COMMENT_MAX)
+        self.add_item(discord.ui.Label(text=ui["why_reason"], component=self.reason))
+        self.add_item(discord.ui.Label(text=ui["why_comment"], component=self.comment))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        bot = interaction.client
+        reason = self.reason.values[0]
+        await bot.in_db(bot.feedback.explain, self.answer_id, interaction.user.id, reason, clean_text(self.comment.value))
+        log.info("reason %s for the 👎 on answer %d", reason, self.answer_id)
+        await interaction.response.send_message(self.ui["thanks"], ephemeral=True)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        log.error("storing why an answer was wrong failed", exc_info=error)
+        await tell_privately(interaction, self.ui["error"])
 
 
 def vote_view(answer_id: int) -> discord.ui.View:

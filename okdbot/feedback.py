@@ -3,7 +3,8 @@
 Every answer the bot sends is recorded with its question, the passages it
 cited and the index generation it came from; the vote buttons carry the
 answer's id, so a vote can be traced to exactly what was shown, even after a
-restart or a re-index. User ids are stored only hashed, never in the clear.
+restart or a re-index. A 👎 may say what was wrong (one of REASONS, and a few
+words). User ids are stored only hashed, never in the clear.
 
 The file lives outside the index folder's generations (which builds delete):
 `discord.feedback_db` in okdbot.yaml, by default `feedback.sqlite` beside the
@@ -25,6 +26,10 @@ from .errors import OkdbotError
 from .retrieve import Result
 
 VOTES = ("up", "down")
+# What a 👎 can say was wrong, as stored → as `okdbot feedback` prints it
+REASONS = {"wrong_passage": "wrong passage", "outdated": "outdated", "not_in_notes": "not in the notes",
+           "other": "other"}
+COMMENT_MAX = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -35,12 +40,14 @@ CREATE TABLE IF NOT EXISTS answers (
 CREATE TABLE IF NOT EXISTS votes (
   answer_id INTEGER NOT NULL REFERENCES answers(id), voter TEXT NOT NULL,
   vote TEXT NOT NULL CHECK (vote IN ('up', 'down')), time TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '', comment TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (answer_id, voter)
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Columns added since the first release, added to older databases when opened.
-_ADDED = {"answers": {"context": "TEXT NOT NULL DEFAULT ''", "thread": "INTEGER"}}
+_ADDED = {"answers": {"context": "TEXT NOT NULL DEFAULT ''", "thread": "INTEGER"},
+          "votes": {"reason": "TEXT NOT NULL DEFAULT ''", "comment": "TEXT NOT NULL DEFAULT ''"}}
 
 
 def feedback_path(settings: Settings) -> Path:
@@ -64,12 +71,15 @@ class Vote:
     generation: str
     citations: list[dict]
     context: str = ""  # the earlier question(s) a follow-up was read with
+    reason: str = ""  # a 👎's key in REASONS ("" when none was given)
+    comment: str = ""  # a 👎's own words
 
     def to_json(self) -> dict:
         """The documented `okdbot feedback --json` object."""
         return {"answer_id": self.answer_id, "vote": self.vote, "time": self.time, "voter": self.voter,
                 "question": self.question, "context": self.context, "answered": self.answered,
-                "generation": self.generation, "citations": self.citations}
+                "generation": self.generation, "citations": self.citations, "reason": self.reason,
+                "comment": self.comment}
 
 
 class FeedbackStore:
@@ -130,20 +140,37 @@ class FeedbackStore:
             row = db.execute("SELECT question FROM answers WHERE id=?", (answer_id,)).fetchone()
             if row is None:
                 return None
-            db.execute("INSERT INTO votes VALUES (?,?,?,?) ON CONFLICT (answer_id, voter) "
-                       "DO UPDATE SET vote=excluded.vote, time=excluded.time",
+            db.execute("INSERT INTO votes (answer_id, voter, vote, time) VALUES (?,?,?,?) "
+                       "ON CONFLICT (answer_id, voter) DO UPDATE SET vote=excluded.vote, time=excluded.time, "
+                       "reason=CASE excluded.vote WHEN 'up' THEN '' ELSE reason END, "
+                       "comment=CASE excluded.vote WHEN 'up' THEN '' ELSE comment END",
                        (answer_id, user_hash(voter), vote, _now()))
         return row[0]
+
+    def explain(self, answer_id: int, voter: int, reason: str, comment: str = "") -> bool:
+        """Store what a 👎 says was wrong (recording the 👎 if it is not yet);
+        False when the answer is unknown."""
+        if reason not in REASONS:
+            raise ValueError(f"reason must be one of {tuple(REASONS)}")
+        with self._db() as db:
+            if db.execute("SELECT 1 FROM answers WHERE id=?", (answer_id,)).fetchone() is None:
+                return False
+            db.execute("INSERT INTO votes (answer_id, voter, vote, time, reason, comment) VALUES (?,?,'down',?,?,?) "
+                       "ON CONFLICT (answer_id, voter) DO UPDATE SET vote='down', time=excluded.time, "
+                       "reason=excluded.reason, comment=excluded.comment",
+                       (answer_id, user_hash(voter), _now(), reason, comment[:COMMENT_MAX]))
+        return True
 
     def votes(self, bad_only: bool = False) -> list[Vote]:
         """Votes, newest first, each with the answer it judges."""
         where = "WHERE v.vote = 'down'" if bad_only else ""
         with self._db() as db:
             rows = db.execute(
-                "SELECT v.answer_id, v.vote, v.time, v.voter, a.question, a.answered, a.generation, a.citations, a.context "
-                f"FROM votes v JOIN answers a ON a.id = v.answer_id {where} "
+                "SELECT v.answer_id, v.vote, v.time, v.voter, a.question, a.answered, a.generation, a.citations, "
+                f"a.context, v.reason, v.comment FROM votes v JOIN answers a ON a.id = v.answer_id {where} "
                 "ORDER BY v.time DESC, v.answer_id DESC").fetchall()
-        return [Vote(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], json.loads(r[7]), r[8]) for r in rows]
+        return [Vote(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], json.loads(r[7]), r[8], r[9], r[10])
+                for r in rows]
 
     def get_state(self, key: str) -> str | None:
         with self._db() as db:

@@ -403,8 +403,8 @@ async def test_a_thumbs_down_is_stored_and_listed_by_okdbot_feedback(world, sett
     up = next(v for v in vote_ids(good.response) if ":up:" in v)
 
     click = await world.bob.click(bad.response, custom_id=down)
-    assert click.ephemeral and click.response.content == "Thanks for the feedback!"
-    await world.bob.click(good.response, custom_id=up)
+    assert click.modal["title"] == "What was wrong with the answer?"  # the 👎 counts even if the form is dismissed
+    assert (await world.bob.click(good.response, custom_id=up)).response.content == "피드백 감사합니다!"
 
     folder = settings.discord.feedback_db.parent
     (folder / "okdbot.yaml").write_text(f"index: {notes.index_dir}\ndiscord:\n  feedback_db: feedback.sqlite\n",
@@ -425,7 +425,7 @@ async def test_vote_buttons_keep_working_after_a_restart(world, settings, retrie
     await world.env.restart_bot(make_bot(settings, retriever))
     down = next(v for v in vote_ids(answer.response) if ":down:" in v)
     click = await world.alice.click(answer.response, custom_id=down)
-    assert click.response.content == "피드백 감사합니다!"
+    assert click.modal["title"] == "답변에서 무엇이 잘못됐나요?"
     assert [v.question for v in FeedbackStore(settings.discord.feedback_db).votes(bad_only=True)] == [SKOPEO_KO]
 
 
