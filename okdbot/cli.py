@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _discord_commands(sub, common: argparse.ArgumentParser) -> None:
-    """`okdbot discord` and the commands around it: invite, feedback, gaps."""
+    """`okdbot discord` and the commands around it: feedback, gaps, invite."""
     p = sub.add_parser("discord", parents=[common], help="run the Discord bot (token from $DISCORD_TOKEN)",
                        description="Run the Discord bot: /ask, @mentions and replies. The token is read from "
                                    "the DISCORD_TOKEN environment variable only.")
@@ -146,6 +146,13 @@ def _discord_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--bad", action="store_true", help="only 👎 votes")
     p.add_argument("--json", action="store_true", help="one JSON object per vote per line")
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("gaps", parents=[common], help="questions the notes answer badly, by nearest section",
+                       description="List the questions the bot declined (not in the notes) or that got a 👎, "
+                                   "grouped by their nearest section and counted, newest first: the notes to write.")
+    p.add_argument("--since", type=_days, metavar="DAYS", help="only questions asked in the last DAYS days")
+    p.add_argument("--json", action="store_true", help="one JSON object per section per line")
+    p.set_defaults(func=cmd_gaps)
 
     p = sub.add_parser("invite", parents=[common], help="print the URL that adds the bot to a server",
                        description="Print the invite URL with the scopes and exactly the permissions the bot "
@@ -324,6 +331,42 @@ def cmd_feedback(args) -> int:
             print(f"    wrong: {REASONS.get(vote.reason, vote.reason)}" + (f": {vote.comment}" if vote.comment else ""))
         for c in vote.citations:
             print(f"    {c['heading']}\n      {c['url']}")
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days above 0, e.g. --since 30")
+    return days
+
+
+def cmd_gaps(args) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from .feedback import REASONS, FeedbackStore, feedback_path
+
+    path = feedback_path(_settings(args))
+    if not path.is_file():
+        log.info("no questions yet: %s does not exist (the bot creates it with its first answer)", path)
+        return 0
+    since = datetime.now(timezone.utc) - timedelta(days=args.since) if args.since else None
+    for gap in FeedbackStore(path).gaps(since):
+        if args.json:
+            print(json.dumps(gap.to_json(), ensure_ascii=False), flush=True)
+            continue
+        counts = gap.to_json()
+        print(f"{counts['count']:>3}  {gap.heading or '(no section recorded)'}  "
+              f"({counts['declined']} not in the notes, {counts['down']} 👎)")
+        if gap.url:
+            print(f"     {gap.url}")
+        for q in gap.questions:
+            why = "; ".join([REASONS.get(r, r) for r in q.reasons] + q.comments)
+            mark = " + ".join(["not in the notes"] * q.declined + ["👎"] * (q.down > 0))
+            print(f"     {q.time}  {mark}  {q.question}" + (f"  [{why}]" if why else ""))
+    return 0
 
 
 def cmd_invite(args) -> int:

@@ -4,7 +4,9 @@ Every answer the bot sends is recorded with its question, the passages it
 cited and the index generation it came from; the vote buttons carry the
 answer's id, so a vote can be traced to exactly what was shown, even after a
 restart or a re-index. A 👎 may say what was wrong (one of REASONS, and a few
-words). User ids are stored only hashed, never in the clear.
+words). The questions the notes serve badly (declined, or given a 👎) are
+grouped by their nearest section for `okdbot gaps`. User ids are stored only
+hashed, never in the clear.
 
 The file lives outside the index folder's generations (which builds delete):
 `discord.feedback_db` in okdbot.yaml, by default `feedback.sqlite` beside the
@@ -17,7 +19,7 @@ import hashlib
 import json
 import sqlite3
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,7 +37,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
   id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, question TEXT NOT NULL,
   answered INTEGER NOT NULL, generation TEXT NOT NULL, citations TEXT NOT NULL,
-  asker TEXT NOT NULL, channel INTEGER, context TEXT NOT NULL DEFAULT '', thread INTEGER
+  asker TEXT NOT NULL, channel INTEGER, context TEXT NOT NULL DEFAULT '', thread INTEGER,
+  nearest TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS votes (
   answer_id INTEGER NOT NULL REFERENCES answers(id), voter TEXT NOT NULL,
@@ -46,7 +49,7 @@ CREATE TABLE IF NOT EXISTS votes (
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Columns added since the first release, added to older databases when opened.
-_ADDED = {"answers": {"context": "TEXT NOT NULL DEFAULT ''", "thread": "INTEGER"},
+_ADDED = {"answers": {"context": "TEXT NOT NULL DEFAULT ''", "thread": "INTEGER", "nearest": "TEXT NOT NULL DEFAULT ''"},
           "votes": {"reason": "TEXT NOT NULL DEFAULT ''", "comment": "TEXT NOT NULL DEFAULT ''"}}
 
 
@@ -82,6 +85,35 @@ class Vote:
                 "comment": self.comment}
 
 
+@dataclass(frozen=True)
+class GapQuestion:
+    answer_id: int
+    time: str
+    question: str
+    context: str
+    url: str  # the passage quoted, or for a declined question the section suggested
+    declined: bool  # answered "not in the notes"
+    down: int  # how many 👎
+    reasons: list[str]  # what those 👎 said was wrong (keys of REASONS)
+    comments: list[str]
+
+
+@dataclass
+class Gap:
+    """The questions whose nearest section is `heading`: where the notes fall short."""
+
+    heading: str  # "" when no section was recorded
+    url: str  # the section as suggested for a declined question, else the newest passage quoted
+    questions: list[GapQuestion]
+
+    def to_json(self) -> dict:
+        """The documented `okdbot gaps --json` object."""
+        return {"section": self.heading, "url": self.url, "count": len(self.questions),
+                "declined": sum(q.declined for q in self.questions),
+                "down": sum(q.down > 0 for q in self.questions), "newest": self.questions[0].time,
+                "questions": [asdict(q) for q in self.questions]}
+
+
 class FeedbackStore:
     """Thread-safe: every call opens its own short connection (WAL mode)."""
 
@@ -107,12 +139,15 @@ class FeedbackStore:
         `thread`: the bot's thread the conversation goes on in, if any."""
         citations = [{"heading": p.heading, "file": p.file, "start_line": p.start_line,
                       "end_line": p.end_line, "url": p.url} for p in result.passages]
+        near = (result.passages or result.suggestions or [None])[0]  # a declined question's nearest section
+        nearest = json.dumps({"heading": near.heading, "url": near.url}, ensure_ascii=False) if near else ""
         with self._db() as db:
             cursor = db.execute(
                 "INSERT INTO answers (time, question, answered, generation, citations, asker, channel, context, "
-                "thread) VALUES (?,?,?,?,?,?,?,?,?)",
+                "thread, nearest) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (_now(), result.question, int(result.answered), result.generation,
-                 json.dumps(citations, ensure_ascii=False), user_hash(asker), channel, result.context, thread))
+                 json.dumps(citations, ensure_ascii=False), user_hash(asker), channel, result.context, thread,
+                 nearest))
             return int(cursor.lastrowid)
 
     def set_thread(self, answer_id: int, thread: int) -> None:
@@ -172,6 +207,29 @@ class FeedbackStore:
         return [Vote(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], json.loads(r[7]), r[8], r[9], r[10])
                 for r in rows]
 
+    def gaps(self, since: datetime | None = None) -> list["Gap"]:
+        """Questions the notes serve badly (declined, or given a 👎), asked since
+        `since`, grouped by their nearest section; newest first, in groups and within."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id, time, question, context, answered, nearest, citations FROM answers a WHERE time >= ? "
+                "AND (answered = 0 OR EXISTS (SELECT 1 FROM votes v WHERE v.answer_id = a.id AND v.vote = 'down')) "
+                "ORDER BY time DESC, id DESC", (since.isoformat(timespec="seconds") if since else "",)).fetchall()
+            downs: dict[int, list[tuple[str, str]]] = {}
+            for answer_id, reason, comment in db.execute(
+                    "SELECT answer_id, reason, comment FROM votes WHERE vote = 'down' ORDER BY time DESC"):
+                downs.setdefault(answer_id, []).append((reason, comment))
+        groups: dict[str, Gap] = {}
+        for answer_id, time, question, context, answered, nearest, citations in rows:
+            heading, url = _nearest(nearest, citations)
+            votes = downs.get(answer_id, [])
+            groups.setdefault(heading, Gap(heading, "", [])).questions.append(GapQuestion(
+                answer_id, time, question, context, url, not answered, len(votes),
+                [r for r, _ in votes if r], [c for _, c in votes if c]))
+        for gap in groups.values():  # a declined question was pointed at the whole section: link that
+            gap.url = next((q.url for q in gap.questions if q.declined), gap.questions[0].url)
+        return list(groups.values())
+
     def get_state(self, key: str) -> str | None:
         with self._db() as db:
             row = db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
@@ -180,6 +238,15 @@ class FeedbackStore:
     def set_state(self, key: str, value: str) -> None:
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO state VALUES (?,?)", (key, value))
+
+
+def _nearest(nearest: str, citations: str) -> tuple[str, str]:
+    """(heading, url) of an answer's nearest section; older answers recorded only their citations."""
+    if nearest:
+        near = json.loads(nearest)
+        return near["heading"], near["url"]
+    cited = json.loads(citations)
+    return (cited[0]["heading"], cited[0]["url"]) if cited else ("", "")
 
 
 def _add_columns(db: sqlite3.Connection) -> None:
