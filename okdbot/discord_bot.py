@@ -148,6 +148,10 @@ class OkdBot(commands.Bot):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
 
+    async def on_message(self, message: discord.Message) -> None:
+        """Nothing here: the AskCog listens to messages, and there are no prefix
+        commands to look for (commands.Bot would log every mention as an unknown one)."""
+
     async def on_ready(self) -> None:
         self.connected = True
         self.beat()

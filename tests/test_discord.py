@@ -210,12 +210,19 @@ async def test_everyone_in_a_quoted_note_is_shown_but_pings_nobody(world):
 
 async def test_a_mention_is_answered_in_a_reply_without_the_message_content_intent(world):
     assert world.env.bot.intents.message_content is False
+    not_commands = []
+
+    async def on_command_error(ctx, error):
+        not_commands.append(error)
+
+    world.env.bot.add_listener(on_command_error)
     sent = await world.alice.send(world.channel, f"{world.env.bot.user.mention} 데몬 없이 루트 권한 없이도 컨테이너를 다루는 도구가 뭐야?")
     reply = world.channel.last_message
     assert reply.author.id == world.env.bot.user.id and reply.reference.message_id == sent.id
     assert "- Podman : 컨테이너를 관리하는 도구로" in reply.embeds[0].description
     assert reply.embeds[0].footer.text.startswith("출처")
     assert len(vote_ids(reply)) == 2
+    assert not_commands == []  # a mention is a question, never looked up as a prefix command
 
 
 async def test_a_reply_to_an_answer_asks_a_follow_up(world):
