@@ -61,7 +61,8 @@ class AskCog(commands.Cog):
                                               via="/ask", thread=channel.id if self.in_our_thread(channel) else None)
         sent = await interaction.followup.send(**message_kwargs(discord_reply(result, echo_question=True), answer_id),
                                                wait=True)
-        if self.opens_thread(channel) and not invite.missing(interaction.app_permissions, invite.needed_in(False, True)):
+        threadable = not invite.missing(interaction.app_permissions, invite.needed_in(False, True))
+        if self.opens_thread(channel) and threadable:
             thread = await self.open_thread(channel, sent, result.question)
             if thread is not None:
                 await self.bot.in_db(self.bot.feedback.set_thread, answer_id, thread.id)
@@ -200,7 +201,8 @@ class AskCog(commands.Cog):
                         invite.labels(missing))
             opens, missing = False, []
         if missing:
-            await self.hint_privately(message, missing, ui)
+            if not self.rate_limited(message.author.id):  # a hint counts against the budget too
+                await self.hint_privately(message, missing, ui)
             return
         if await self.refused(message, question, ui):
             return

@@ -84,7 +84,8 @@ class WhyModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         bot = interaction.client
         reason = self.reason.values[0]
-        await bot.in_db(bot.feedback.explain, self.answer_id, interaction.user.id, reason, clean_text(self.comment.value))
+        comment = clean_text(self.comment.value)
+        await bot.in_db(bot.feedback.explain, self.answer_id, interaction.user.id, reason, comment)
         log.info("reason %s for the 👎 on answer %d", reason, self.answer_id)
         await interaction.response.send_message(self.ui["thanks"], ephemeral=True)
 

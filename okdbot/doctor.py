@@ -186,7 +186,8 @@ def check_discord(settings: Settings | None, env: dict) -> list[Check]:
         channels = f"channels {', '.join(map(str, d.channels))}" if d.channels else "any channel"
         out.append(Check("discord", INFO, f"answers in {where}, {channels}; {shards}"))
     threads = settings is not None and settings.discord.threads
-    out.append(Check("discord", INFO, THREAD_INTENTS, fix=THREAD_INTENTS_FIX) if threads else Check("discord", INFO, INTENTS))
+    out.append(Check("discord", INFO, THREAD_INTENTS, fix=THREAD_INTENTS_FIX) if threads
+               else Check("discord", INFO, INTENTS))
     out.append(Check("discord", INFO, permissions_summary(threads)))
     return out
 

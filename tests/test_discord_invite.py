@@ -82,6 +82,7 @@ def user_thread(world: World, parent, owner, name: str):
 async def test_with_the_invites_permissions_the_bot_answers_and_without_one_it_tells_the_asker(
         settings, retriever, workspace, monkeypatch, capsys, quiet_loggers):
     _, invited = invite(workspace, monkeypatch, capsys, "--client-id", str(APP_ID))
+    settings = bot_settings(settings, settings.discord.feedback_db.parent, cooldown_rate=0)  # six questions in a row
     async with simcord.run(make_bot(settings, retriever)) as env:
         w = World(env)
         mention = env.bot.user.mention
