@@ -36,6 +36,15 @@ STRINGS = {
         "command": "Ask the OKD notes a question",
         "command_question": "Your question, in Korean or English",
         "follow_up": "Read as a follow-up to:",
+        "why_title": "What was wrong with the answer?",
+        "why_reason": "What was wrong",
+        "why_comment": "Anything to add? (optional)",
+        "reason_wrong_passage": "It quotes the wrong passage",
+        "reason_outdated": "It is outdated",
+        "reason_not_in_notes": "The notes do not cover this",
+        "reason_other": "Something else",
+        "no_permission": "I can't answer in {channel}: I lack {permissions} there. Ask a server admin to grant "
+                         "that (`okdbot invite` prints an invite with everything I need), or ask with /ask.",
     },
     "ko": {
         "not_found": "노트에서 이 내용을 찾지 못했습니다.",
@@ -53,6 +62,16 @@ STRINGS = {
         "command": "OKD 노트에 질문하기",
         "command_question": "질문 내용 (한국어 또는 영어)",
         "follow_up": "앞선 질문에 이어서 찾았습니다:",
+        "why_title": "답변에서 무엇이 잘못됐나요?",
+        "why_reason": "잘못된 점",
+        "why_comment": "덧붙일 말 (선택)",
+        "reason_wrong_passage": "엉뚱한 부분을 인용했어요",
+        "reason_outdated": "내용이 오래됐어요",
+        "reason_not_in_notes": "노트에 없는 내용이에요",
+        "reason_other": "기타",
+        "no_permission": "{channel}에서는 답할 수 없습니다: 그곳에서 {permissions} 권한이 없습니다. 서버 관리자에게 "
+                         "권한을 요청하거나(`okdbot invite`가 필요한 권한을 모두 담은 초대 링크를 보여 줍니다) "
+                         "/ask 로 질문해 주세요.",
     },
 }
 
@@ -127,13 +146,18 @@ FIELD_VALUE_MAX = 1024
 FOOTER_MAX = 2048
 EMBED_TOTAL_MAX = 6000
 EMBEDS_MAX = 10
+THREAD_NAME_MAX = 100
 DISCORD_LINES = JSON_LINES  # lines per passage before the character budget applies
 PASSAGE_CHARS = 1500  # a quote, not a wall of text: the rest is one click away
 MIN_QUOTE_CHARS = 300  # below this share a lower-ranked passage is left out
 FENCE = "```"
 ANSWERED_COLOUR = 0x3BA55D
 NOT_FOUND_COLOUR = 0x99AAB5
-_URL = re.compile(r"https?://[^\s<>]+")
+_URL = re.compile(r"https?://[^\s<>\[\]]+")
+_HEADING = re.compile(r"(?:#{1,3}|-#)\s")
+_CODE_SPAN = re.compile(r"(`+).+?\1")
+_MASKED = re.compile(r"(?P<bang>!?)\[(?P<label>[^\[\]]*)\]\(\s*<?(?P<url>https?://(?:[^\s()<>]|\([^\s()<>]*\))+)>?"
+                     r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
 
 
 @dataclass
@@ -182,10 +206,69 @@ def discord_reply(result: Result, *, echo_question: bool = False,
     return DiscordReply(content, _passage_embeds(result.passages[:EMBEDS_MAX], ui, passage_chars))
 
 
-def quote_question(question: str) -> str:
-    """The question as one quoted line, links wrapped in <…> so Discord shows no preview."""
-    text = cut_words(" ".join(question.split()), CONTENT_MAX // 2)
-    return "> " + _URL.sub(lambda m: f"<{m.group(0)}>", text)
+def quote_question(question: str, limit: int = CONTENT_MAX // 2) -> str:
+    """The question as one quoted line of at most `limit` characters, shown as
+    typed: no masked link, no heading, links wrapped in <…> (no preview)."""
+    text = " ".join(question.split())
+    quoted = "> " + plain_markdown(text)
+    while size(quoted) > limit:  # cut the words, not the escapes made for them
+        text = cut_words(text, max(0, size(text) - (size(quoted) - limit)))
+        quoted = "> " + plain_markdown(text)
+    return quoted
+
+
+def plain_markdown(text: str) -> str:
+    """`text` that Discord shows as written: brackets (and backslashes) escaped so
+    no `[label](url)` can hide where it leads, a leading heading marker escaped,
+    bare links wrapped in <…>, ending before closing punctuation or an unmatched ")"."""
+    out, last = [], 0
+    for match in _URL.finditer(text):
+        url = _url_only(match.group(0))
+        out.append(_escape(text[last:match.start()]) + f"<{url}>")
+        last = match.start() + len(url)
+    out.append(_escape(text[last:]))
+    plain = "".join(out)
+    return "\\" + plain if _HEADING.match(plain) else plain
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+
+
+def _url_only(url: str) -> str:
+    """A link found in running text, without the punctuation that follows it."""
+    while url:
+        if url[-1] in ".,;:!?'\"*_~":
+            url = url[:-1]
+        elif url[-1] == ")" and url.count(")") > url.count("("):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def show_link_targets(lines: list[str]) -> list[str]:
+    """Quoted note lines with every `[label](https://…)` turned into
+    `\\[label\\](<https://…>)`: Discord then shows the line as written, the
+    destination visible, instead of a link whose target is hidden. Code
+    (fenced blocks, inline spans) is shown literally by Discord and left alone."""
+    out, inside = [], False
+    for line in lines:
+        out.append(line if inside else _links_outside_code(line))
+        inside ^= line.count(FENCE) % 2 == 1
+    return out
+
+
+def _links_outside_code(line: str) -> str:
+    parts, last = [], 0
+    for span in _CODE_SPAN.finditer(line):
+        parts += [_MASKED.sub(_visible_link, line[last:span.start()]), span.group(0)]
+        last = span.end()
+    return "".join(parts) + _MASKED.sub(_visible_link, line[last:])
+
+
+def _visible_link(match: re.Match[str]) -> str:
+    return f"{match['bang']}\\[{match['label']}\\](<{match['url']}>)"
 
 
 def fit_lines(lines: list[str], limit: int, more: str) -> str:
@@ -222,6 +305,11 @@ def fit_lines(lines: list[str], limit: int, more: str) -> str:
     return f"{body}\n{more}" if body else more
 
 
+def thread_name(question: str) -> str:
+    """The name of a thread the bot opens for a question: the question, cut between words."""
+    return cut_words(question, THREAD_NAME_MAX) or "okdbot"
+
+
 def cut_words(text: str, limit: int) -> str:
     """At most `limit` characters of `text`, cut at a space when there is one."""
     if size(text) <= limit:
@@ -250,7 +338,7 @@ def _passage_embeds(passages: list[Passage], ui: dict[str, str], passage_chars: 
         if len(passages) == 1 or room // len(passages) >= MIN_QUOTE_CHARS:
             break
         passages = passages[:-1]
-    quotes = [quote_lines(p, DISCORD_LINES) for p in passages]
+    quotes = [show_link_targets(quote_lines(p, DISCORD_LINES)) for p in passages]
     budgets = _share([size(_close_fence("\n".join(q))) for q in quotes], room, cap)
     for embed, passage, quote, budget in zip(embeds, passages, quotes, budgets):
         embed.description = fit_lines(quote, budget, f"{ELLIPSIS} [{ui['more']}]({passage.url})")

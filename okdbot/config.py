@@ -57,6 +57,7 @@ _SCHEMA: dict[str, Any] = {
         "cooldown_seconds": float,
         "shards": int,
         "feedback_db": str,
+        "threads": bool,
     },
     "watch": {"debounce_ms": int},
 }
@@ -155,6 +156,7 @@ class DiscordSettings:
     cooldown_seconds: float = 30.0
     shards: int = 0
     feedback_db: Path | None = None
+    threads: bool = False  # answer in threads, read follow-ups there without a mention (Message Content intent)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,10 @@ OPTIONAL = ("onnxruntime",)
 _TOKEN_SHAPE = re.compile(r"[\w-]{20,}\.[\w-]{4,}\.[\w-]{20,}")
 INTENTS = ("intents: the default ones only; the privileged Message Content intent is NOT needed (Discord "
            "delivers the text of messages that mention the bot, and /ask carries its question)")
-PERMISSIONS = ("invite with scopes bot + applications.commands and the permissions View Channels, Send Messages, "
-               "Send Messages in Threads, Embed Links, Read Message History, Add Reactions (see README, Discord)")
+THREAD_INTENTS = ("intents: the default ones plus the privileged Message Content intent, which discord.threads "
+                  "needs to read follow-ups in its threads without a mention")
+THREAD_INTENTS_FIX = ("enable it in the Developer Portal → your application → Bot → Privileged Gateway Intents → "
+                      "Message Content Intent (or set discord.threads: false)")
 
 
 @dataclass
@@ -188,9 +190,19 @@ def check_discord(settings: Settings | None, env: dict) -> list[Check]:
         where = f"guild {d.guild_id}" if d.guild_id else "every server it is invited to"
         channels = f"channels {', '.join(map(str, d.channels))}" if d.channels else "any channel"
         out.append(Check("discord", INFO, f"answers in {where}, {channels}; {shards}"))
-    out.append(Check("discord", INFO, INTENTS))
-    out.append(Check("discord", INFO, PERMISSIONS))
+    threads = settings is not None and settings.discord.threads
+    out.append(Check("discord", INFO, THREAD_INTENTS, fix=THREAD_INTENTS_FIX) if threads
+               else Check("discord", INFO, INTENTS))
+    out.append(Check("discord", INFO, permissions_summary(threads)))
     return out
+
+
+def permissions_summary(threads: bool) -> str:
+    """What to invite the bot with: computed by okdbot.invite, like `okdbot invite` and the bot's own checks."""
+    from .invite import labels, needed, permissions_value
+
+    return (f"invite with scopes bot + applications.commands and the permissions {labels(needed(threads))} "
+            f"(permissions={permissions_value(threads)}); `okdbot invite` prints the URL")
 
 
 def check_libraries() -> Check:

@@ -5,6 +5,7 @@ and helpers to lay out a notes folder + config in a temporary directory."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -51,6 +52,26 @@ class CountingEmbedder:
             seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
             out[i] = np.random.default_rng(seed).standard_normal(self.dim)
         return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def quiet_loggers():
+    """For tests that run the CLI (okdbot.cli.main) or the bot's run() in-process:
+    they install logging handlers on the current stderr, route discord.py's
+    logging through them and register the token to mask; undo all that afterwards."""
+    from okdbot.redact import forget_secrets
+
+    forget_secrets()
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
+                    logging.getLogger(name).propagate) for name in ("okdbot", "discord", "asyncio")}
+    kept = {id(h): (h.filters[:], h.formatter) for name in saved for h in saved[name][0]}
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+        for h in handlers:
+            h.filters[:], h.formatter = kept[id(h)]
+    forget_secrets()
 
 
 @pytest.fixture(scope="session")

@@ -37,10 +37,12 @@ ROLE = "<@&123456789012345678>"
 SKOPEO_KO = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
 UNANSWERABLE = "오늘 점심 메뉴 추천해줘"
 VOTE = re.compile(r"okdbot:vote:(up|down):(\d+)")
+RELEASE_LINK = "[the release page](https://evil.example/okd-releases)"  # a masked link in a note
 
 
 def team_note() -> str:
-    """A note with pinging text and one 4,000+ character section holding a code fence."""
+    """A note with pinging text, one 4,000+ character section holding a code fence,
+    and a masked link."""
     steps = [f"  - Upgrade step {n}: check that every node reports Ready, drain the workers one at a time, "
              f"watch the cluster operators and confirm the upgrade channel before going on to step {n + 1}"
              for n in range(1, 23)]
@@ -52,7 +54,9 @@ def team_note() -> str:
         f"- 점검 공지는 @everyone 멘션과 {ROLE} 역할 멘션으로 알린다",
         "- Maintenance windows are announced to @everyone and @here in the ops channel", "",
         "## Upgrade checklist",
-        "- Upgrade checklist for the cluster upgrade:", *steps[:3], *fence, *steps[3:], ""])
+        "- Upgrade checklist for the cluster upgrade:", *steps[:3], *fence, *steps[3:], "",
+        "## Release notes",
+        f"- Release notes of every OKD version are published on {RELEASE_LINK}", ""])
 
 
 @pytest.fixture(scope="module")
@@ -207,12 +211,19 @@ async def test_everyone_in_a_quoted_note_is_shown_but_pings_nobody(world):
 
 async def test_a_mention_is_answered_in_a_reply_without_the_message_content_intent(world):
     assert world.env.bot.intents.message_content is False
+    not_commands = []
+
+    async def on_command_error(ctx, error):
+        not_commands.append(error)
+
+    world.env.bot.add_listener(on_command_error)
     sent = await world.alice.send(world.channel, f"{world.env.bot.user.mention} 데몬 없이 루트 권한 없이도 컨테이너를 다루는 도구가 뭐야?")
     reply = world.channel.last_message
     assert reply.author.id == world.env.bot.user.id and reply.reference.message_id == sent.id
     assert "- Podman : 컨테이너를 관리하는 도구로" in reply.embeds[0].description
     assert reply.embeds[0].footer.text.startswith("출처")
     assert len(vote_ids(reply)) == 2
+    assert not_commands == []  # a mention is a question, never looked up as a prefix command
 
 
 async def test_a_reply_to_an_answer_asks_a_follow_up(world):
@@ -400,8 +411,8 @@ async def test_a_thumbs_down_is_stored_and_listed_by_okdbot_feedback(world, sett
     up = next(v for v in vote_ids(good.response) if ":up:" in v)
 
     click = await world.bob.click(bad.response, custom_id=down)
-    assert click.ephemeral and click.response.content == "Thanks for the feedback!"
-    await world.bob.click(good.response, custom_id=up)
+    assert click.modal["title"] == "What was wrong with the answer?"  # the 👎 counts even if the form is dismissed
+    assert (await world.bob.click(good.response, custom_id=up)).response.content == "피드백 감사합니다!"
 
     folder = settings.discord.feedback_db.parent
     (folder / "okdbot.yaml").write_text(f"index: {notes.index_dir}\ndiscord:\n  feedback_db: feedback.sqlite\n",
@@ -422,7 +433,7 @@ async def test_vote_buttons_keep_working_after_a_restart(world, settings, retrie
     await world.env.restart_bot(make_bot(settings, retriever))
     down = next(v for v in vote_ids(answer.response) if ":down:" in v)
     click = await world.alice.click(answer.response, custom_id=down)
-    assert click.response.content == "피드백 감사합니다!"
+    assert click.modal["title"] == "답변에서 무엇이 잘못됐나요?"
     assert [v.question for v in FeedbackStore(settings.discord.feedback_db).votes(bad_only=True)] == [SKOPEO_KO]
 
 

@@ -6,12 +6,15 @@ import logging
 
 import discord
 import pytest
+import simcord
 from discord.http import HTTPClient
 
+from okdbot import cli, discord_bot
 from okdbot.discord_bot import run
 from okdbot.errors import DiscordError
 
 from .conftest import run_cli, settings_for
+from .test_discord import World, bot_settings, make_bot
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.secret.do-not-print-me"
 
@@ -27,20 +30,6 @@ class _Unauthorized:
     status = 401
     reason = "Unauthorized"
     headers: dict = {}
-
-
-@pytest.fixture
-def quiet_loggers():
-    """run() routes discord.py's logging through okdbot's handlers; undo that afterwards."""
-    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
-                    logging.getLogger(name).propagate) for name in ("okdbot", "discord")}
-    filters = {id(h): h.filters[:] for name in saved for h in saved[name][0]}
-    yield
-    for name, (handlers, level, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
-        for h in handlers:
-            h.filters[:] = filters[id(h)]
 
 
 def test_a_rejected_token_is_a_one_line_error_that_never_shows_the_token(workspace, monkeypatch, capfd,
@@ -76,6 +65,52 @@ def test_the_token_is_redacted_from_any_log_line(workspace, monkeypatch, capfd, 
     logging.getLogger("okdbot").warning("token is " + TOKEN)
     err = capfd.readouterr().err
     assert "oops <token>" in err and "token is <token>" in err and TOKEN not in err
+
+
+def leak(token: str):
+    """Raise an exception whose message, and the one chained under it, hold the token."""
+    try:
+        raise ValueError(f"Authorization: Bot {token}")
+    except ValueError as exc:
+        raise RuntimeError(f"login failed using token {token}") from exc
+
+
+def test_a_token_inside_an_exception_never_reaches_the_cli_log_stream(workspace, monkeypatch, capfd, quiet_loggers):
+    """Through `okdbot -v discord` itself: the CLI's own handler and formatter on the
+    real stderr, the one-line internal error and the chained traceback that -v adds."""
+
+    async def login(self, token):
+        leak(token)
+
+    monkeypatch.setattr(HTTPClient, "static_login", login)
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    monkeypatch.chdir(workspace)
+    assert cli.main(["-v", "discord"]) == 70
+    err = capfd.readouterr().err
+    assert "internal error: RuntimeError: login failed using token <token>" in err
+    assert "ValueError: Authorization: Bot <token>" in err  # the chained exception, from exc_info
+    assert "The above exception was the direct cause" in err and TOKEN not in err
+
+
+class LeakyRetriever:
+    def search(self, question, k=None, context=""):
+        leak(TOKEN)
+
+
+async def test_a_failing_answer_is_logged_with_the_token_masked(workspace, tmp_path, capfd, quiet_loggers):
+    """The bot on simcord with the logging `okdbot discord` sets up: the CLI's
+    handler on stderr, then the bot's routing of discord.py's records."""
+    cli._setup_logging(verbose=False, quiet=False)
+    discord_bot._route_logs(TOKEN)
+    async with simcord.run(make_bot(bot_settings(settings_for(workspace), tmp_path), LeakyRetriever())) as env:
+        w = World(env)
+        result = await w.alice.slash(w.channel, "ask", question="Skopeo가 뭐야?")
+        assert result.acknowledged and len(env.errors) == 1
+        logging.getLogger("discord").warning("gateway said %s", TOKEN, exc_info=env.errors[0])
+    err = capfd.readouterr().err
+    assert "okdbot: error: /ask failed" in err and "RuntimeError: login failed using token <token>" in err
+    assert "ValueError: Authorization: Bot <token>" in err and "gateway said <token>" in err
+    assert TOKEN not in err
 
 
 def test_feedback_before_any_answer_lists_nothing_and_says_why(workspace):

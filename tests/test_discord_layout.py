@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from okdbot.answer import ELLIPSIS, PASSAGE_CHARS, cut_words, discord_reply, fit_lines, quote_question
+from okdbot.question import check_question
+from okdbot.errors import BadQuestion
 from okdbot.retrieve import Line, Passage, Result, Suggestion
 
 from .discord_limits import DESCRIPTION_MAX, FIELD_VALUE_MAX, assert_within_limits, discord_len, reply_payload
@@ -132,3 +134,47 @@ def test_the_echoed_question_fits_and_shows_no_link_preview(question):
     content = quote_question(question)
     assert content.startswith("> ") and discord_len(content) <= 2000
     assert "https://" not in content or "<https://example.com/x?y=1>" in content
+
+
+@pytest.mark.parametrize("question, echoed", [
+    ("[free nitro](https://evil.example/gift) 받기", "> \\[free nitro\\](<https://evil.example/gift>) 받기"),
+    ("[x](<https://evil.example>)", "> \\[x\\](<<https://evil.example>>)"),
+    ("(see https://docs.okd.io/latest)", "> (see <https://docs.okd.io/latest>)"),
+    ("see https://en.wikipedia.org/wiki/Kubernetes_(software).", "> see <https://en.wikipedia.org/wiki/Kubernetes_(software)>."),
+    ("# Big heading?", "> \\# Big heading?"),
+    ("C:\\temp\\[x](https://a.example)", "> C:\\\\temp\\\\\\[x\\](<https://a.example>)"),
+])
+def test_the_echo_shows_the_question_as_typed_without_masked_links(question, echoed):
+    assert quote_question(question) == echoed
+
+
+def test_an_echo_of_many_brackets_still_fits():
+    content = quote_question("[a](https://e.example/x) " * 200)
+    assert discord_len(content) <= 1000 and content.endswith(">)")
+
+
+def test_links_from_notes_show_their_destination_but_code_is_left_as_written():
+    lines = ["- 문서: [OKD 업그레이드](https://docs.okd.io/latest/updating/ \"title\") 참고",
+             "- 그림 ![diagram](https://e.example/a.png) and `[not](https://a.link)` in code",
+             "```md", "[inside](https://fenced.example)", "```", "[after](https://e.example/(x))"]
+    (embed,) = discord_reply(answered(passage(lines))).embeds
+    assert embed.description.split("\n") == [
+        "- 문서: \\[OKD 업그레이드\\](<https://docs.okd.io/latest/updating/>) 참고",
+        "- 그림 !\\[diagram\\](<https://e.example/a.png>) and `[not](https://a.link)` in code",
+        "```md", "[inside](https://fenced.example)", "```", "\\[after\\](<https://e.example/(x)>)"]
+
+
+@pytest.mark.parametrize("raw, clean", [
+    ("Sko\u200bpeo가 뭐야?", "Skopeo가 뭐야?"),
+    ("\ufeffPod\u2060man\x00이\u200d 뭐야?\u202e", "Podman이 뭐야?"),
+    ("Tekton\tis\r\nwhat?\x07", "Tekton is what?"),
+    ("\u1109\u1173\u110f\u1169\u1111\u1175\u110b\u1169", "스코피오"),  # NFD Hangul (macOS input) → NFC
+    ("\u3164 Skopeo", "Skopeo"),  # a Hangul filler looks like nothing
+])
+def test_questions_are_searched_as_people_see_them(raw, clean):
+    assert check_question(raw) == clean
+
+
+def test_a_question_of_invisible_characters_is_empty():
+    with pytest.raises(BadQuestion, match="empty"):
+        check_question("\u200b\u200c\ufeff \x00")

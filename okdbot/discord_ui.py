@@ -1,0 +1,144 @@
+"""What the bot shows on Discord besides the answer text: the embeds built from
+answer.py's plain layout, the 👍/👎 buttons and the form a 👎 opens, private
+notes to one user, and the Korean descriptions of /ask."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str
+
+from .answer import DiscordReply, EmbedSpec, strings
+from .feedback import COMMENT_MAX, REASONS
+from .question import clean_text
+from .retrieve import is_korean
+
+log = logging.getLogger("okdbot")
+
+VOTE_ID = r"okdbot:vote:(?P<vote>up|down):(?P<answer>[0-9]+)"
+
+
+class KoreanTranslator(app_commands.Translator):
+    """Korean descriptions for /ask, taken from answer.STRINGS["ko"]."""
+
+    async def translate(self, string: locale_str, locale: discord.Locale,
+                        context: app_commands.TranslationContextTypes) -> str | None:
+        key = string.extras.get("key")
+        return strings(True).get(key) if key and locale is discord.Locale.korean else None
+
+
+class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
+    """👍 or 👎 under an answer. The custom id carries the answer id, so the
+    buttons keep working across restarts without any per-message state."""
+
+    def __init__(self, answer_id: int, vote: str) -> None:
+        super().__init__(discord.ui.Button(emoji="👍" if vote == "up" else "👎", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"okdbot:vote:{vote}:{answer_id}"))
+        self.answer_id = answer_id
+        self.vote = vote
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str], /) -> "VoteButton":
+        return cls(int(match["answer"]), match["vote"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Record the vote at once (a 👎 whose form is dismissed still counts), then
+        thank the voter, or for a 👎 ask what was wrong."""
+        bot = interaction.client
+        korean = interaction.locale is discord.Locale.korean
+        try:
+            question = await bot.in_db(bot.feedback.vote, self.answer_id, interaction.user.id, self.vote)
+        except Exception:
+            log.exception("storing a vote failed")
+            await tell_privately(interaction, strings(korean)["error"])
+            return
+        log.info("vote %s on answer %d", self.vote, self.answer_id)
+        ui = strings(korean or is_korean(question or ""))
+        if question is None:
+            log.warning("vote on unknown answer %d (was the feedback database replaced?)", self.answer_id)
+        elif self.vote == "down":
+            await interaction.response.send_modal(WhyModal(self.answer_id, ui))
+            return
+        await interaction.response.send_message(ui["thanks"], ephemeral=True)
+
+
+class WhyModal(discord.ui.Modal):
+    """What a 👎 says was wrong: one of feedback.REASONS and, optionally, a few words,
+    stored with the vote on the answer."""
+
+    def __init__(self, answer_id: int, ui: dict[str, str]) -> None:
+        super().__init__(title=ui["why_title"], custom_id=f"okdbot:why:{answer_id}", timeout=15 * 60)
+        self.answer_id = answer_id
+        self.ui = ui
+        self.reason = discord.ui.Select(custom_id="reason", options=[
+            discord.SelectOption(label=ui[f"reason_{key}"], value=key) for key in REASONS])
+        self.comment = discord.ui.TextInput(custom_id="comment", style=discord.TextStyle.paragraph,
+                                            required=False, max_length=COMMENT_MAX)
+        self.add_item(discord.ui.Label(text=ui["why_reason"], component=self.reason))
+        self.add_item(discord.ui.Label(text=ui["why_comment"], component=self.comment))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        bot = interaction.client
+        reason = self.reason.values[0]
+        comment = clean_text(self.comment.value)
+        await bot.in_db(bot.feedback.explain, self.answer_id, interaction.user.id, reason, comment)
+        log.info("reason %s for the 👎 on answer %d", reason, self.answer_id)
+        await interaction.response.send_message(self.ui["thanks"], ephemeral=True)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        log.error("storing why an answer was wrong failed", exc_info=error)
+        await tell_privately(interaction, self.ui["error"])
+
+
+def vote_view(answer_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(VoteButton(answer_id, "up"))
+    view.add_item(VoteButton(answer_id, "down"))
+    return view
+
+
+def answer_id_of(message: discord.Message) -> int | None:
+    """The answer id a message of ours carries in its vote buttons (None for other messages)."""
+    for row in message.components:
+        for item in getattr(row, "children", []):
+            match = re.fullmatch(VOTE_ID, getattr(item, "custom_id", None) or "")
+            if match:
+                return int(match["answer"])
+    return None
+
+
+def to_embed(spec: EmbedSpec) -> discord.Embed:
+    embed = discord.Embed(title=spec.title, description=spec.description or None, url=spec.url or None,
+                          colour=spec.colour)
+    for name, value in spec.fields:
+        embed.add_field(name=name, value=value, inline=False)
+    if spec.footer:
+        embed.set_footer(text=spec.footer)
+    return embed
+
+
+def message_kwargs(reply: DiscordReply, answer_id: int) -> dict:
+    """Keyword arguments for send()/reply(): the answer plus its vote buttons."""
+    kwargs: dict = {"embeds": [to_embed(e) for e in reply.embeds], "view": vote_view(answer_id)}
+    if reply.content:
+        kwargs["content"] = reply.content
+    return kwargs
+
+
+async def tell_privately(interaction: discord.Interaction, text: str) -> None:
+    """An ephemeral message to the user who asked, also after a public defer:
+    the "thinking…" message cannot become ephemeral, so it is completed, the
+    text is sent privately, and the public message is removed."""
+    if not interaction.response.is_done():
+        await interaction.response.send_message(text, ephemeral=True)
+        return
+    if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+        await interaction.edit_original_response(content=text, embeds=[], view=None)
+        await interaction.followup.send(text, ephemeral=True)
+        await interaction.delete_original_response()
+    else:
+        await interaction.followup.send(text, ephemeral=True)
