@@ -240,7 +240,7 @@ async def test_a_follow_up_is_read_with_the_questions_it_replies_to(world, setti
     first = world.channel.last_message
     await world.alice.send(world.channel, "그거 관리하는 Operator는?", reply_to=first)
     second = world.channel.last_message
-    assert "- Prometheus Operator :" in second.embeds[0].description.split("\n")[0]
+    assert "- Prometheus Operator :" in second.embeds[0].description
     assert second.content.endswith(":\n> Prometheus가 뭐야?")  # says what it was read with
     asked = await world.bob.send(world.channel, "그럼 지표는 어디로 노출해?", reply_to=second)
     third = world.channel.last_message

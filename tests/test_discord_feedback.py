@@ -76,14 +76,14 @@ async def test_okdbot_gaps_lists_declined_and_thumbs_down_questions_by_their_nea
     await world.bob.submit_modal(shown, {"reason": ["wrong_passage"], "comment": "CI/CD 예시가 필요해요"})
     good = await world.alice.slash(world.channel, "ask", question="Skopeo가 뭐야?")
     await world.alice.click(good.response, custom_id=button(good.response, "up"))
-    old = await world.bob.slash(world.channel, "ask", question="OpenStack 네트워크 설정은?")
+    old = await world.bob.slash(world.channel, "ask", question="What is the capital of France?")
     with closing(sqlite3.connect(settings.discord.feedback_db)) as db, db:  # asked long ago
-        db.execute("UPDATE answers SET time = '2020-01-01T00:00:00+00:00' WHERE question = 'OpenStack 네트워크 설정은?'")
+        db.execute("UPDATE answers SET time = '2020-01-01T00:00:00+00:00' WHERE question = 'What is the capital of France?'")
     assert not old.response.embeds[0].description  # declined too
 
     groups = [json.loads(line) for line in okdbot(settings, notes, capsys, "gaps", "--json").splitlines()]
     asked = {q["question"]: (g, q) for g in groups for q in g["questions"]}
-    assert set(asked) == {UNANSWERABLE, "What does Tekton do?", "OpenStack 네트워크 설정은?"}  # not the 👍'd one
+    assert set(asked) == {UNANSWERABLE, "What does Tekton do?", "What is the capital of France?"}  # not the 👍'd one
     group, question = asked[UNANSWERABLE]
     assert question["url"] == nearest and question["declined"] and question["down"] == 0
     assert group["url"] == nearest and group["count"] == len(group["questions"]) >= 1
@@ -93,7 +93,7 @@ async def test_okdbot_gaps_lists_declined_and_thumbs_down_questions_by_their_nea
     assert [g["newest"] for g in groups] == sorted((g["newest"] for g in groups), reverse=True)
 
     recent = okdbot(settings, notes, capsys, "gaps", "--since", "30")
-    assert UNANSWERABLE in recent and "OpenStack" not in recent
+    assert UNANSWERABLE in recent and "France" not in recent
     assert "👎  What does Tekton do?  [wrong passage; CI/CD 예시가 필요해요]" in recent
     assert re.search(rf"not in the notes  {re.escape(UNANSWERABLE)}\n", recent)
 
