@@ -27,9 +27,9 @@ from .embed import EXPORT_FORMAT, Embedder, model_signature
 from .errors import IndexCorrupt, OkdbotError
 from .ingest import read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
-from .store import (MODELS, WINDOWS, GenerationWriter, build_lock, current_generation, publish_model,
-                    stored_heading_tokens, stored_keys, stored_line_tokens,
-                    stored_tokens, stored_vectors)
+from .index.chunks import WINDOWS, stored_keys, stored_line_tokens, stored_tokens, stored_vectors
+from .index.generations import MODELS, GenerationWriter, build_lock, current_generation, publish_model
+from .index.reader import stored_heading_tokens
 
 log = logging.getLogger("okdbot")
 

@@ -134,7 +134,8 @@ def _missing_model_files(folder: Path) -> list[str]:
 def check_index(settings: Settings) -> list[Check]:
     """Present, complete (checksums), and fresh against the notes and the config."""
     from .freshness import check_freshness
-    from .store import current_generation, open_index
+    from .index.generations import current_generation
+    from .index.reader import open_index
 
     fix = "run `okdbot index` (or keep it fresh with `okdbot index --watch` / `okdbot discord --watch`)"
     if current_generation(settings.index_dir) is None:
@@ -146,7 +147,7 @@ def check_index(settings: Settings) -> list[Check]:
     m = reader.manifest
     chunks = m.get("counts", {}).get("chunks", len(reader.chunks))
     out = [Check("index", OK, f"{reader.name} (built {m.get('built_at', '?')}): {m.get('counts', {}).get('files', '?')} "
-                              f"notes, {chunks} chunks, {reader.dense.ntotal} vectors ({m.get('faiss', 'flat')}), "
+                              f"notes, {chunks} chunks, {reader.dense.count()} vectors ({m.get('faiss', 'flat')}), "
                               "all checksums match")]
     try:
         state = check_freshness(settings)

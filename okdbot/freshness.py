@@ -15,7 +15,7 @@ from .build import rebuild_reason
 from .config import Settings
 from .embed import model_signature
 from .ingest import Skipped, scan_notes
-from .store import current_generation
+from .index.generations import current_generation
 
 
 @dataclass

@@ -25,7 +25,9 @@ from .chunk import is_image_only
 from .errors import IndexMismatch, OkdbotError
 from .lexical import Analyzer, concept_in, has_hangul
 from .question import MAX_QUESTION_CHARS, check_question  # noqa: F401 (part of this module's interface)
-from .store import CURRENT, ChunkRecord, IndexReader, current_generation, open_index
+from .index.chunks import ChunkRecord
+from .index.generations import CURRENT, current_generation
+from .index.reader import IndexReader, open_index
 from .synonyms import load_synonyms
 
 log = logging.getLogger("okdbot")

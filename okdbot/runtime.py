@@ -57,7 +57,7 @@ def _fast_encoder(settings: Settings, manifest: dict | None, quiet: bool = False
     """(OnnxEncoder, "") or (None, why not). Raises when model.backend is
     "onnx" and the export cannot be used, or when the index is for another model."""
     from .embed import model_signature
-    from .store import live_manifest
+    from .index.reader import live_manifest
 
     backend = settings.model.backend
     if backend == "torch":
@@ -140,7 +140,7 @@ def load_retriever(settings: Settings, build_if_missing: bool = False, questions
         encoding = pool.submit(_live_encoder, settings)
         kiwi = pool.submit(analyzer.load) if questions is None else None
         from .retrieve import Retriever
-        from .store import open_index
+        from .index.reader import open_index
 
         try:
             reader = open_index(settings.index_dir)
@@ -160,7 +160,7 @@ def load_retriever(settings: Settings, build_if_missing: bool = False, questions
 
 def _live_encoder(settings: Settings):
     """(manifest, query encoder) of the live generation; (None, None) when there is no index."""
-    from .store import live_manifest
+    from .index.reader import live_manifest
 
     try:
         manifest = live_manifest(settings.index_dir)

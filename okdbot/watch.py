@@ -7,7 +7,7 @@ write-to-temp-then-rename, a renamed or deleted note all end in an index that
 matches the final files, and events about nothing (a touch, a swap file)
 cost a hash of the notes, not a build. Events arriving during a build are
 kept by the watcher and trigger one more check afterwards. Builds never
-overlap (store.build_lock, also across processes). A failed rebuild is
+overlap (index.generations.build_lock, also across processes). A failed rebuild is
 logged and the watcher goes on; the live index stays as it was.
 
     watch(settings, on_rebuilt=None, stop_event=None)   # blocks until stop_event is set

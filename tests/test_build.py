@@ -14,7 +14,8 @@ import time
 
 from okdbot.build import build_index
 from okdbot.retrieve import Retriever
-from okdbot.store import current_generation, open_index
+from okdbot.index.generations import current_generation
+from okdbot.index.reader import open_index
 
 from .conftest import ROOT, CountingEmbedder, run_cli, settings_for, write_config
 

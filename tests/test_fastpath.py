@@ -18,7 +18,7 @@ from okdbot.config import load_settings
 from okdbot.onnx_embed import DATA_FILE, MODEL_FILE, OnnxEncoder
 from okdbot.retrieve import Retriever
 from okdbot.runtime import make_query_encoder, query_path
-from okdbot.store import live_manifest
+from okdbot.index.reader import live_manifest
 
 from .conftest import BUNDLED_NOTE, ROOT, run_cli, settings_for
 from .test_answers import PARAPHRASES
