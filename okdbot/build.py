@@ -8,10 +8,10 @@ The result is written as a new generation and published atomically.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
+import sqlite3
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -27,9 +27,9 @@ from .embed import EXPORT_FORMAT, Embedder, model_signature
 from .errors import IndexCorrupt, OkdbotError
 from .ingest import read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
-from .index.chunks import WINDOWS, stored_keys, stored_line_tokens, stored_tokens, stored_vectors
-from .index.generations import MODELS, GenerationWriter, build_lock, current_generation, publish_model
-from .index.reader import stored_heading_tokens
+from .index.chunks import DATABASE, WINDOWS, stored_keys, stored_line_tokens, stored_tokens, stored_vectors
+from .index.generations import MODELS, GenerationWriter, build_lock, publish_model, read_current
+from .index.reader import generation_damage, read_manifest, stored_heading_tokens
 
 log = logging.getLogger("okdbot")
 
@@ -74,8 +74,8 @@ def build_index(
     analyzer = analyzer or Analyzer()
     index_dir = settings.index_dir
     with build_lock(index_dir):
-        previous = _previous(index_dir)
-        reason = rebuild_reason(previous["manifest"], signature) if previous and not full else ""
+        previous, damage = _previous(index_dir)
+        reason = damage or (rebuild_reason(previous["manifest"], signature) if previous and not full else "")
         if reason:
             log.warning("%s: rebuilding the whole index", reason)
         reusable = previous if previous and not full and not reason else None
@@ -136,19 +136,22 @@ def build_index(
     return report
 
 
-def _previous(index_dir) -> dict | None:
-    """The live generation's manifest and chunk keys, or None."""
-    name = current_generation(index_dir)
+def _previous(index_dir) -> tuple[dict | None, str]:
+    """({path, manifest, chunk keys} of the live generation or None when there
+    is none, "") or, when CURRENT or any file of the live generation is damaged,
+    (None, why): a damaged index is rebuilt from scratch, never reused."""
+    name, problem = read_current(index_dir)
     if name is None:
-        return None
+        return None, f"the live index is damaged ({problem})" if problem else ""
     path = index_dir / name
+    problem = generation_damage(path)  # every file against its checksum, before anything is reused
+    if problem:
+        return None, f"the live index is damaged ({problem})"
     try:
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         keys = stored_keys(path)
-    except Exception as exc:  # a damaged index is rebuilt from scratch, never reused
-        log.warning("the current index is unreadable (%s): rebuilding it fully", type(exc).__name__)
-        return None
-    return {"path": path, "manifest": manifest, "keys": keys}
+    except sqlite3.Error as exc:
+        return None, f"the live index is damaged ({path / DATABASE}: {exc})"
+    return {"path": path, "manifest": read_manifest(path), "keys": keys}, ""
 
 
 def rebuild_reason(manifest: dict, signature: dict) -> str:

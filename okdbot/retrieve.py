@@ -125,7 +125,11 @@ class Retriever:
         if stamp is not None and stamp == self._current_seen:
             return False
         self._current_seen = stamp
-        name = current_generation(self.index_dir)
+        try:
+            name = current_generation(self.index_dir)
+        except OkdbotError as exc:  # a damaged CURRENT: keep answering from the generation we have
+            log.warning("not switching index generation: %s", exc)
+            return False
         if name is None or name == self._reader.name:
             return False
         with self._lock:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+from ..errors import IndexCorrupt
 from .files import MANIFEST, checksums, fsync_dir, fsync_tree, write_durably
 
 FORMAT = 1
@@ -25,14 +27,31 @@ HEADINGS = "headings.json"
 LEXICAL = "lexical"
 MODELS = "models"  # index/models/<name>/: exported query models, shared by generations
 KEEP_GENERATIONS = 2  # the live one and the one before it (for readers mid-switch)
+_NAME = re.compile(r"gen-\d{8}T\d{6}-\d+-\d{6}")  # what GenerationWriter names a generation
+
+
+def read_current(index_dir: Path) -> tuple[str | None, str]:
+    """(name of the live generation or None when none was published, "") or,
+    when CURRENT is damaged, (None, what is wrong with it)."""
+    try:
+        data = (index_dir / CURRENT).read_bytes()
+    except FileNotFoundError:
+        return None, ""
+    name = data.decode("utf-8", errors="replace").strip()
+    if not name:
+        return None, ""
+    if not _NAME.fullmatch(name):
+        return None, f"{index_dir / CURRENT} does not name a generation ({name[:40]!r})"
+    return name, ""
 
 
 def current_generation(index_dir: Path) -> str | None:
-    """Name of the live generation, or None when no index was published."""
-    try:
-        return (index_dir / CURRENT).read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        return None
+    """Name of the live generation, or None when no index was published.
+    IndexCorrupt when CURRENT is damaged."""
+    name, problem = read_current(index_dir)
+    if problem:
+        raise IndexCorrupt(f"the index is damaged: {problem}; run `okdbot index --full` to rebuild it")
+    return name
 
 
 @contextmanager
@@ -118,7 +137,7 @@ def cleanup(index_dir: Path) -> None:
     """Remove unfinished builds, all but the newest KEEP_GENERATIONS
     generations, and exported models no kept generation names. Call only
     while holding the build lock."""
-    live = current_generation(index_dir)
+    live, _ = read_current(index_dir)
     gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
     finished = [p for p in gens if not p.name.endswith(".tmp")]
     keep = {p.name for p in finished[-KEEP_GENERATIONS:]} | {live}

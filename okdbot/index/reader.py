@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import IndexCorrupt, IndexMissing
 from . import dense
-from .chunks import WINDOWS, ChunkReader, ChunkRecord
+from .chunks import DATABASE, WINDOWS, ChunkReader, ChunkRecord
 from .files import MANIFEST, sha256
 from .generations import FORMAT, HEADINGS, LEXICAL, current_generation
 
@@ -39,10 +39,10 @@ class IndexReader:
         self.headings = self._load_headings()
 
     def _verify(self) -> None:
-        for rel, expected in self.manifest.get("checksums", {}).items():
-            if sha256(self.path / rel) != expected:
-                raise IndexCorrupt(f"index file {self.path / rel} is damaged (checksum mismatch); "
-                                   "run `okdbot index --full` to rebuild it")
+        problem = damaged_file(self.path, self.manifest)
+        if problem:
+            raise IndexCorrupt(f"index file {problem} is damaged (checksum mismatch); "
+                               "run `okdbot index --full` to rebuild it")
 
     def _load_headings(self) -> tuple[list[str], list[set[str]], np.ndarray]:
         """(distinct heading paths, their lexical tokens, heading number of each chunk row)."""
@@ -102,6 +102,38 @@ class IndexReader:
             if row not in best:
                 best[row] = score
         return best
+
+
+def damaged_file(generation: Path, manifest: dict) -> Path | None:
+    """The first file of a generation that is missing or differs from its
+    checksum in the manifest (the manifest must list the database), or None."""
+    listed = manifest.get("checksums") or {}
+    if DATABASE not in listed:
+        return generation / MANIFEST
+    for rel, expected in listed.items():
+        if sha256(generation / rel) != expected:  # FileNotFoundError: a build removed it meanwhile
+            return generation / rel
+    return None
+
+
+def generation_damage(generation: Path) -> str:
+    """Why a published generation cannot be trusted for reuse ("" when its
+    manifest reads, its format is this okdbot's and every file matches its checksum)."""
+    try:
+        manifest = read_manifest(generation)
+    except FileNotFoundError:
+        return f"{generation / MANIFEST} is missing"
+    except IndexCorrupt:
+        return f"{generation / MANIFEST} is unreadable"
+    if manifest.get("format") != FORMAT:
+        return f"{generation.name} has format {manifest.get('format')}, this okdbot writes {FORMAT}"
+    try:
+        bad = damaged_file(generation, manifest)
+    except FileNotFoundError as exc:
+        return f"{exc.filename} is missing"
+    except IndexCorrupt as exc:
+        return str(exc).split(";")[0]
+    return f"{bad} does not match its checksum" if bad else ""
 
 
 def read_manifest(generation: Path) -> dict:
