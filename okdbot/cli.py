@@ -244,12 +244,14 @@ def cmd_query(args) -> int:
     retriever = load_retriever(settings, build_if_missing=True,
                                questions=[checked] if args.question is not None else None)
     from .answer import answer_log_line, to_json, to_text  # after load_retriever: it starts the Korean analyser first
-    questions = [args.question] if args.question is not None else (line.rstrip("\n") for line in sys.stdin)
+    questions = [args.question] if args.question is not None else _stdin_questions()
     failed = 0
     for question in questions:
         if args.question is None and not question.strip():
             continue
         try:
+            if isinstance(question, _Undecodable):
+                raise BadQuestion(question.problem)
             started = time.perf_counter()
             result = retriever.search(question, args.k)
             log.debug("question: %s", question)
@@ -270,6 +272,28 @@ def cmd_query(args) -> int:
             if args.question is None:
                 print()
     return 1 if failed else 0
+
+
+class _Undecodable(str):
+    """A stdin line that is not UTF-8: shown with replacement characters, answered with an error."""
+
+    problem = ""
+
+
+def _stdin_questions():
+    """Each line of stdin, decoded on its own: one line that is not UTF-8 gets its
+    own error and the batch goes on."""
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        line = raw.rstrip(b"\r\n")
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+            line = line[3:]
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = _Undecodable(line.decode("utf-8", errors="replace"))
+            bad.problem = (f"line {number} of the input is not UTF-8 (bad byte at offset {exc.start}); "
+                           "send questions as UTF-8 text")
+            yield bad
 
 
 def cmd_discord(args) -> int:

@@ -119,10 +119,17 @@ def retriever(bundled_index, model, analyzer):
     return Retriever(bundled_index.index_dir, bundled_index.retrieval, model, analyzer)
 
 
-def run_cli(*args, cwd: Path, stdin: str | None = None, timeout: float = 300, env: dict | None = None):
-    """Run `python -m okdbot ARGS` in a fresh process, as a user would."""
+def run_cli(*args, cwd: Path, stdin: str | bytes | None = None, timeout: float = 300, env: dict | None = None,
+            **popen):
+    """Run `python -m okdbot ARGS` in a fresh process, as a user would (stdin
+    may be bytes; stdout and stderr are always text)."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     full_env.pop("OKDBOT_CONFIG", None)
     full_env.pop("OKDBOT_INDEX", None)
-    return subprocess.run([sys.executable, "-m", "okdbot", *args], cwd=cwd, input=stdin, text=True,
-                          capture_output=True, timeout=timeout, env=full_env)
+    full_env.pop("OKDBOT_DATA", None)
+    proc = subprocess.run([sys.executable, "-m", "okdbot", *args], cwd=cwd,
+                          input=stdin.encode() if isinstance(stdin, str) else stdin,
+                          capture_output=True, timeout=timeout, env=full_env, **popen)
+    proc.stdout = proc.stdout.decode("utf-8", errors="replace")
+    proc.stderr = proc.stderr.decode("utf-8", errors="replace")
+    return proc

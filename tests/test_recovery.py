@@ -122,3 +122,17 @@ def test_an_intact_live_generation_is_still_reused(built, analyzer):
     fake.embedded.clear()
     report = _build(folder, fake, analyzer)
     assert not report.full and report.embedded == 0 and fake.embedded == []
+
+
+def test_a_stdin_line_that_is_not_utf8_gets_its_own_error_and_the_batch_goes_on(built):
+    folder, _ = built
+    stdin = "Skopeo가 뭐야?\n".encode() + b"caf\xe9 \xff\xfe?\n" + "로그 데이터를 수집하는 도구는?\n".encode()
+    proc = run_cli("query", "--json", cwd=folder, stdin=stdin)
+    assert proc.returncode == 1, proc.stderr
+    assert "internal error" not in proc.stderr
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(answers) == 3
+    assert answers[0]["answered"] and "Skopeo" in answers[0]["passages"][0]["text"]
+    assert answers[1]["answered"] is False and "line 2" in answers[1]["error"] and "UTF-8" in answers[1]["error"]
+    assert answers[1]["question"].startswith("caf")
+    assert answers[2]["answered"] and "FluentD" in answers[2]["passages"][0]["text"]
