@@ -7,6 +7,7 @@ errors that name the key and its line in the YAML file.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import urllib.parse
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from .config_checks import CHECKS, base_url, url_problem
 from .errors import ConfigError, OkdbotError
 
 CONFIG_NAME = "okdbot.yaml"
@@ -76,7 +78,7 @@ class Source:
         if not self.url:
             return f"{(self.path / file).resolve().as_uri()}#L{start}-L{end}"
         template = self.link or default_link_template(self.url)
-        return template.format(base=self.url, path=quoted, start=start, end=end)
+        return template.format(base=base_url(self.url), path=quoted, start=start, end=end)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": str(self.path), "glob": self.glob,
@@ -91,6 +93,11 @@ class Source:
 def _ad_hoc_source(settings: "Settings", folder: Path, url: str | None) -> Source:
     """The one source of --corpus: a configured source when it names the same folder
     (so its chunks keep their identity, its glob and link), else a new "corpus"."""
+    if url is not None:
+        problem = url_problem(url)
+        if problem:
+            raise ConfigError(f"--source-url {problem}")
+        url = base_url(url)
     for source in settings.sources:
         if source.path == folder:
             return source if url is None else replace(source, url=url, link="")
@@ -261,7 +268,7 @@ def _read_yaml(path: Path) -> dict:
     return _validate(node, _SCHEMA, path, "top level")
 
 
-def _validate(node: yaml.Node, schema: Any, path: Path, where: str) -> Any:
+def _validate(node: yaml.Node, schema: Any, path: Path, where: str, dotted: str = "") -> Any:
     line = node.start_mark.line + 1
     if isinstance(schema, dict):
         if not isinstance(node, yaml.MappingNode):
@@ -273,12 +280,16 @@ def _validate(node: yaml.Node, schema: Any, path: Path, where: str) -> Any:
                 known = ", ".join(schema)
                 raise ConfigError(
                     f"{path}:{key_node.start_mark.line + 1}: unknown key '{key}' in {where}; expected one of: {known}")
-            out[key] = _validate(value_node, schema[key], path, key)
+            name = f"{dotted}.{key}" if dotted else key
+            out[key] = _validate(value_node, schema[key], path, key, name)
+            problem = CHECKS[name](out[key]) if name in CHECKS else ""
+            if problem:
+                raise ConfigError(f"{path}:{value_node.start_mark.line + 1}: '{name}' {problem}")
         return out
     if isinstance(schema, list):
         if not isinstance(node, yaml.SequenceNode):
             raise ConfigError(f"{path}:{line}: '{where}' must be a list")
-        return [_validate(item, schema[0], path, f"an item of '{where}'") for item in node.value]
+        return [_validate(item, schema[0], path, f"an item of '{where}'", dotted) for item in node.value]
     if not isinstance(node, yaml.ScalarNode):
         raise ConfigError(f"{path}:{line}: '{where}' must be a {schema.__name__}, not a {type(node).__name__[:-4].lower()}")
     value = yaml.SafeLoader("").construct_object(node)
@@ -286,6 +297,8 @@ def _validate(node: yaml.Node, schema: Any, path: Path, where: str) -> Any:
         value = float(value)
     if not isinstance(value, schema) or isinstance(value, bool) and schema is not bool:
         raise ConfigError(f"{path}:{line}: '{where}' must be a {schema.__name__}, got {value!r}")
+    if schema is float and not math.isfinite(value):
+        raise ConfigError(f"{path}:{line}: '{dotted or where}' must be a finite number, got {value!r}")
     return value
 
 
@@ -298,7 +311,7 @@ def _settings_from(data: dict, base: Path, path: Path | None) -> Settings:
             name=item.get("name", f"source{i + 1}"),
             path=(base / item["path"]).resolve(),
             glob=item.get("glob", "**/*.md"),
-            url=item.get("url", ""),
+            url=base_url(item.get("url", "")),
             link=item.get("link", ""),
         ))
     names = [s.name for s in sources]
