@@ -8,13 +8,16 @@ The result is written as a new generation and published atomically.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import re
 import shutil
 import sqlite3
 import sys
 import time
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -24,8 +27,8 @@ import numpy as np
 from .chunk import CHUNKER_VERSION, Chunk, chunk_note
 from .config import Settings
 from .embed import EXPORT_FORMAT, Embedder, model_signature
-from .errors import IndexCorrupt, OkdbotError
-from .ingest import read_notes
+from .errors import CorpusError, IndexCorrupt, OkdbotError, storage_error
+from .ingest import Skipped, read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
 from .index.chunks import DATABASE, WINDOWS, stored_keys, stored_line_tokens, stored_tokens, stored_vectors
 from .index.generations import MODELS, GenerationWriter, build_lock, publish_model, read_current
@@ -73,59 +76,40 @@ def build_index(
     signature = model_signature(settings.model)
     analyzer = analyzer or Analyzer()
     index_dir = settings.index_dir
-    with build_lock(index_dir):
-        previous, damage = _previous(index_dir)
-        reason = damage or (rebuild_reason(previous["manifest"], signature) if previous and not full else "")
-        if reason:
-            log.warning("%s: rebuilding the whole index", reason)
-        reusable = previous if previous and not full and not reason else None
-        retokenize = bool(reusable and reusable["manifest"].get("lexical_version") != LEXICAL_VERSION)
-        if retokenize:
-            log.warning("the lexical analyser changed (version %s → %s): re-tokenising every chunk, vectors are reused",
-                        reusable["manifest"].get("lexical_version"), LEXICAL_VERSION)
-        vectors = stored_vectors(reusable["path"]) if reusable else {}
-        tokens = stored_tokens(reusable["path"]) if reusable and not retokenize else {}
-        old_keys = set(previous["keys"]) if previous else set()
+    with _storage(index_dir), build_lock(index_dir):
+        old = _reuse(index_dir, signature, full)
+        vectors = stored_vectors(old.path) if old.vectors else {}
+        tokens = stored_tokens(old.path) if old.tokens else {}
 
         todo = list({c.hash: c for c in chunks if c.hash not in vectors}.values())
-        embedder = make_embedder() if todo or not reusable else None
+        embedder = make_embedder() if todo or not old.vectors else None
+        windows = {c.hash: embedder.windows(c.embed_text) for c in todo}
+        notes, chunks, todo = _without_oversized(notes, chunks, todo, windows, skipped)
         if todo:
-            vectors.update(_embed(embedder, todo, _show_progress(progress)))
+            vectors.update(_embed(embedder, todo, windows, _show_progress(progress)))
         missing = list({c.hash: c for c in chunks if c.hash not in tokens}.values())
         if missing:
             tokens.update(zip((c.hash for c in missing), analyzer.tokens_many([c.embed_text for c in missing])))
 
-        line_tokens = _line_tokens(notes, stored_line_tokens(reusable["path"]) if reusable and not retokenize else {},
-                                   analyzer)
+        line_tokens = _line_tokens(notes, stored_line_tokens(old.path) if old.tokens else {}, analyzer)
         query_model = _query_model(settings, embedder, make_embedder)
-        dim = embedder.dim if embedder else reusable["manifest"]["dim"]
-        max_tokens = embedder.max_tokens if embedder else reusable["manifest"]["max_tokens"]
+        model = {"dim": embedder.dim, "max_tokens": embedder.max_tokens} if embedder else \
+            {"dim": old.manifest["dim"], "max_tokens": old.manifest["max_tokens"]}
         writer = GenerationWriter(index_dir)
         try:
             writer.add_notes([(n.source.name, n.path, n.text) for n in notes])
             writer.add_line_tokens(line_tokens)
-            _write(writer, chunks, vectors, tokens, dim, settings, analyzer,
-                   stored_heading_tokens(reusable["path"]) if reusable and not retokenize else {})
+            _write(writer, chunks, vectors, tokens, model["dim"], settings, analyzer,
+                   stored_heading_tokens(old.path) if old.tokens else {})
             embedded_hashes = {c.hash for c in todo}
             report = BuildReport(
                 files=len(notes), chunks=len(chunks),
                 embedded=sum(c.hash in embedded_hashes for c in chunks),
                 reused=sum(c.hash not in embedded_hashes for c in chunks),
-                removed=len(old_keys - {c.key for c in chunks}),
+                removed=len(old.keys - {c.key for c in chunks}),
                 seconds=0.0, index=str(index_dir), model=signature["model"],
-                full=bool(full or reason or not previous), reason=reason, skipped=len(skipped))
-            manifest = {
-                **signature, "query_prompt": settings.model.query_prompt, "dim": dim,
-                "max_tokens": max_tokens, "chunker_version": CHUNKER_VERSION,
-                "lexical_version": LEXICAL_VERSION,
-                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "sources": [s.to_dict() for s in settings.sources],
-                "notes": {f"{n.source.name}/{n.path}": n.sha256 for n in notes},
-                "skipped": [asdict(s) for s in skipped],
-                "faiss": settings.retrieval.faiss, "hnsw_m": settings.retrieval.hnsw_m,
-                "hnsw_ef_search": settings.retrieval.hnsw_ef_search,
-                "counts": {"files": len(notes), "chunks": len(chunks)},
-            }
+                full=not old.vectors, reason=old.reason, skipped=len(skipped))
+            manifest = _manifest(settings, {**signature, **model}, notes, chunks, skipped)
             if query_model:
                 manifest["query_model"] = query_model
             report.generation = writer.publish(manifest)
@@ -134,6 +118,88 @@ def build_index(
             raise
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+@contextmanager
+def _storage(index_dir: Path):
+    """The OS refusing to store the index (permissions, a full disk, a file
+    where the folder belongs) as one line naming the path."""
+    try:
+        yield
+    except OSError as exc:
+        where = Path(exc.filename) if exc.filename else index_dir
+        inside = where == index_dir or index_dir in where.parents
+        raise storage_error(exc, "write the index in" if inside else "use", index_dir) from None
+    except sqlite3.OperationalError as exc:  # SQLite's own words for the same failures
+        code = {13: errno.ENOSPC, 8: errno.EROFS, 14: errno.EACCES}.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
+        if code is None:
+            raise
+        raise storage_error(OSError(code, os.strerror(code)), "write the index in", index_dir) from None
+
+
+@dataclass
+class _Reuse:
+    """What the live generation offers this build."""
+
+    path: Path | None = None  # the live generation, when intact
+    keys: set[str] = field(default_factory=set)  # its chunk keys
+    manifest: dict = field(default_factory=dict)
+    reason: str = ""  # why everything is rebuilt ("" when not, or when there was no index)
+    vectors: bool = False  # its vectors may be reused
+    tokens: bool = False  # its lexical tokens may be reused too (same analyser)
+
+
+def _reuse(index_dir: Path, signature: dict, full: bool) -> _Reuse:
+    previous, damage = _previous(index_dir)
+    reason = damage or (rebuild_reason(previous["manifest"], signature) if previous and not full else "")
+    if reason:
+        log.warning("%s: rebuilding the whole index", reason)
+    if previous is None:
+        return _Reuse(reason=reason)
+    old = _Reuse(previous["path"], set(previous["keys"]), previous["manifest"], reason)
+    old.vectors = not (full or reason)
+    old.tokens = old.vectors and old.manifest.get("lexical_version") == LEXICAL_VERSION
+    if old.vectors and not old.tokens:
+        log.warning("the lexical analyser changed (version %s → %s): re-tokenising every chunk, vectors are reused",
+                    old.manifest.get("lexical_version"), LEXICAL_VERSION)
+    return old
+
+
+def _manifest(settings: Settings, model: dict, notes: list, chunks: list[Chunk], skipped: list) -> dict:
+    """What the new generation records about itself (its checksums are added when it is published)."""
+    return {
+        **model, "query_prompt": settings.model.query_prompt, "chunker_version": CHUNKER_VERSION,
+        "lexical_version": LEXICAL_VERSION,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sources": [s.to_dict() for s in settings.sources],
+        "notes": {f"{n.source.name}/{n.path}": n.sha256 for n in notes},
+        "skipped": [asdict(s) for s in skipped],
+        "faiss": settings.retrieval.faiss, "hnsw_m": settings.retrieval.hnsw_m,
+        "hnsw_ef_search": settings.retrieval.hnsw_ef_search,
+        "counts": {"files": len(notes), "chunks": len(chunks)},
+    }
+
+
+def _without_oversized(notes: list, chunks: list[Chunk], todo: list[Chunk], windows: dict, skipped: list):
+    """Drop the notes holding a block too long to index (more than WINDOWS windows),
+    before anything is embedded, each with a warning; the rest is indexed."""
+    too_long = {}
+    for c in todo:
+        if len(windows[c.hash]) > WINDOWS and (c.source, c.file) not in too_long:
+            too_long[(c.source, c.file)] = (f"the block at line {c.start_line} is too long to index "
+                                            f"({len(windows[c.hash])} windows of at most {WINDOWS}); split it")
+    if not too_long:
+        return notes, chunks, todo
+    for note in notes:
+        reason = too_long.get((note.source.name, note.path))
+        if reason:
+            log.warning("skipped %s/%s: %s", note.source.name, note.path, reason)
+            skipped.append(Skipped(note.source.name, note.path, reason, note.sha256))
+    kept = [n for n in notes if (n.source.name, n.path) not in too_long]
+    if not kept:
+        raise CorpusError("no note can be indexed: " + "; ".join(f"{s}/{f}: {r}" for (s, f), r in too_long.items()))
+    return (kept, [c for c in chunks if (c.source, c.file) not in too_long],
+            [c for c in todo if (c.source, c.file) not in too_long])
 
 
 def _previous(index_dir) -> tuple[dict | None, str]:
@@ -237,10 +303,10 @@ def _reusable_export(folder, model_id: str) -> dict | None:
     return None
 
 
-def _embed(embedder: Embedder, chunks: list[Chunk], progress: bool) -> dict:
-    """hash → [(window text, vector)] for each chunk. Windows are encoded in
-    batches of similar length, so little compute is spent on padding."""
-    windows = [(c.hash, w, text) for c in chunks for w, text in enumerate(embedder.windows(c.embed_text))]
+def _embed(embedder: Embedder, chunks: list[Chunk], chunk_windows: dict[str, list[str]], progress: bool) -> dict:
+    """hash → [(window text, vector)] for each chunk, from its windows (hash → texts).
+    Windows are encoded in batches of similar length, so little compute is spent on padding."""
+    windows = [(c.hash, w, text) for c in chunks for w, text in enumerate(chunk_windows[c.hash])]
     windows.sort(key=lambda item: len(item[2]))
     found: dict[tuple[str, int], tuple[str, np.ndarray]] = {}
     batch = 32

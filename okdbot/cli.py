@@ -65,6 +65,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: one line, the traceback only with --verbose
+        if isinstance(exc, OSError) and exc.filename:  # a path the system refused: permissions, full disk…
+            from .errors import storage_error
+
+            print(f"okdbot: error: {storage_error(exc, 'use')}", file=sys.stderr)
+            return 1
         log.debug("traceback", exc_info=True)
         print(f"okdbot: internal error: {type(exc).__name__}: {exc} (run with --verbose for details)", file=sys.stderr)
         return 70

@@ -162,6 +162,11 @@ def check_index(settings: Settings) -> list[Check]:
         details = ([f"changed  {f}" for f in state.changed] + [f"new      {f}" for f in state.new]
                    + [f"deleted  {f}" for f in state.deleted])
         out.append(Check("index", FAIL, f"stale: {state.summary()}", _capped(details), fix=fix))
+    left_out = [s for s in m.get("skipped", []) if s.get("sha256")]  # notes the build could not index
+    if left_out:
+        out.append(Check("index", WARN, f"{len(left_out)} note(s) left out of the index: they are never quoted",
+                         _capped([f"{s['source']}/{s['path']}: {s['reason']}" for s in left_out]),
+                         fix="split the blocks named into smaller paragraphs, then run `okdbot index`"))
     if chunks > HNSW_ADVICE_CHUNKS and m.get("faiss", "flat") == "flat":
         out.append(Check("index", WARN, f"{chunks} chunks in a flat vector index: queries scan every vector",
                          fix="set retrieval.faiss: hnsw and run `okdbot index` (README, Scaling)"))

@@ -62,6 +62,8 @@ def check_freshness(settings: Settings) -> Freshness:
     result.built_at = manifest.get("built_at", "")
     indexed: dict[str, str] = manifest.get("notes", {})
     current = {f"{n.source.name}/{n.path}": n.sha256 for n in notes}
+    left_out = {f"{s['source']}/{s['path']}": s.get("sha256") for s in manifest.get("skipped", [])}
+    current = {k: v for k, v in current.items() if left_out.get(k) != v}  # skipped by the build, as it is now
     result.new = sorted(set(current) - set(indexed))
     result.deleted = sorted(set(indexed) - set(current))
     result.changed = sorted(k for k in set(current) & set(indexed) if current[k] != indexed[k])

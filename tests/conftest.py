@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_NOTE = ROOT / "corpus" / "Day26.md"
 SHARED_CORPORA = ROOT.parent / "shared" / "corpora"
 NOTE_URL = "https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/"
+BOT_UID = 10001  # the user the Docker image runs okdbot as
 
 
 class CountingEmbedder:
@@ -133,3 +135,66 @@ def run_cli(*args, cwd: Path, stdin: str | bytes | None = None, timeout: float =
     proc.stdout = proc.stdout.decode("utf-8", errors="replace")
     proc.stderr = proc.stderr.decode("utf-8", errors="replace")
     return proc
+
+
+@pytest.fixture
+def shared_tmp():
+    """A temporary folder other users may enter (pytest's own is private to its user)."""
+    path = Path(tempfile.mkdtemp(prefix="okdbot-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether any user may read `path` (and enter every folder above it)."""
+    path = path.resolve()
+    return bool(path.stat().st_mode & 0o004) and all(p.stat().st_mode & 0o001 for p in path.parents)
+
+
+def as_user(uid: int = BOT_UID):
+    """preexec_fn that runs a child without root's privileges (tests may run as
+    root, whom file permissions do not stop); None when not root.
+
+    As `uid` when that user can run this Python; otherwise (an interpreter
+    under /root, as on this machine) as uid 0 with every capability dropped
+    from the bounding set, so after exec it holds none: no override of file
+    permissions, which then stop it like any user (folders it should not
+    write must lack the owner's write bit)."""
+    if os.geteuid() != 0:
+        return None
+    import numpy
+
+    if all(_reachable_by_others(Path(p)) for p in (sys.executable, os.__file__, numpy.__file__, __file__)):
+        def drop() -> None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+
+        return drop
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+
+    def drop_capabilities() -> None:
+        for cap in range(last + 1):
+            if libc.prctl(24, cap, 0, 0, 0):  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+    return drop_capabilities
+
+
+def bot_may_write(path: Path) -> None:
+    """Give the user of as_user() (and only it) write access to `path` and what it holds."""
+    owner = BOT_UID if as_user() is not None and as_user().__name__ == "drop" else os.geteuid()
+    for p in [path, *path.rglob("*")]:
+        os.chown(p, owner, owner)
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def read_only(path: Path) -> None:
+    """Take every write bit off `path` and what it holds."""
+    for p in [path, *path.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(0o555 if p.is_dir() else 0o444)

@@ -136,3 +136,160 @@ def test_a_stdin_line_that_is_not_utf8_gets_its_own_error_and_the_batch_goes_on(
     assert answers[1]["answered"] is False and "line 2" in answers[1]["error"] and "UTF-8" in answers[1]["error"]
     assert answers[1]["question"].startswith("caf")
     assert answers[2]["answered"] and "FluentD" in answers[2]["passages"][0]["text"]
+
+
+# --- the system refusing a path: one line naming it, exit 1 ---------------------------------
+
+def _fake_built(folder, analyzer):
+    """folder/notes/Day26.md and folder/okdbot.yaml, indexed (with a stand-in embedder)."""
+    import shutil
+
+    from .conftest import BUNDLED_NOTE, write_config
+
+    (folder / "notes").mkdir()
+    shutil.copy(BUNDLED_NOTE, folder / "notes" / "Day26.md")
+    write_config(folder)
+    _build(folder, CountingEmbedder(), analyzer)
+
+
+def test_a_read_only_index_folder_is_one_line_naming_it_and_still_answers(shared_tmp, analyzer):
+    from .conftest import as_user, read_only
+
+    _fake_built(shared_tmp, analyzer)
+    index = shared_tmp / "index"
+    with open(shared_tmp / "notes" / "Day26.md", "a", encoding="utf-8") as note:
+        note.write("\n- Quay : 레지스트리\n")
+    read_only(shared_tmp)
+    env = {"HOME": str(shared_tmp / "notes")}
+    line = one_error_line(run_cli("index", cwd=shared_tmp, preexec_fn=as_user(), env=env),
+                          str(index), "permission denied")
+    assert "chown" in line
+    answer = run_cli("query", "--json", SKOPEO_Q, cwd=shared_tmp, preexec_fn=as_user(), env=env)
+    assert answer.returncode == 0, answer.stderr
+    assert "Skopeo" in json.loads(answer.stdout)["passages"][0]["text"]
+
+
+@pytest.mark.parametrize("command", [["index"], ["query", "Skopeo가 뭐야?"]])
+def test_index_naming_a_file_is_one_line_naming_it(built, command):
+    folder, _ = built
+    note = folder / "notes" / "Day26.md"
+    one_error_line(run_cli(*command, "--index", str(note), cwd=folder), str(note), "a file is in the way")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB file system (tmpfs) at tmp_path/disk; skipped where mounting is not allowed."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_is_one_error_naming_the_index_and_the_live_index_stays(small_disk, analyzer):
+    import os
+
+    from okdbot.errors import OkdbotError
+
+    from .conftest import BUNDLED_NOTE, write_config
+
+    (small_disk / "notes").mkdir()
+    (small_disk / "notes" / "Day26.md").write_bytes(BUNDLED_NOTE.read_bytes())
+    write_config(small_disk)
+    fake = CountingEmbedder()
+    _build(small_disk, fake, analyzer)
+    live = (small_disk / "index" / "CURRENT").read_text()
+    stat = os.statvfs(small_disk)
+    (small_disk / "filler").write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 8192))
+    with pytest.raises(Exception) as err:
+        _build(small_disk, fake, analyzer, full=True)
+    assert isinstance(err.value, OkdbotError), repr(err.value)  # one line from the CLI, not "internal error"
+    message = str(err.value)
+    assert str(small_disk / "index") in message and "disk is full" in message and "\n" not in message
+    assert (small_disk / "index" / "CURRENT").read_text() == live
+    assert not list((small_disk / "index").glob("*.tmp"))  # the unfinished generation was removed
+    (small_disk / "filler").unlink()
+    assert _answers_skopeo(small_disk, analyzer, fake)
+
+
+# --- hostile or unusual notes: skipped with a warning that says what to do, the rest indexed ---
+
+def test_a_symlink_out_of_the_source_folder_is_skipped_with_a_warning(workspace, analyzer, tmp_path_factory, caplog):
+    secret = tmp_path_factory.mktemp("elsewhere") / "secret.md"
+    secret.write_text("# Secret\n\n- password : hunter2-do-not-quote\n", encoding="utf-8")
+    (workspace / "notes" / "leak.md").symlink_to(secret)
+    (workspace / "notes" / "inside.md").symlink_to(workspace / "notes" / "Day26.md")  # inside: fine
+    with caplog.at_level("WARNING", logger="okdbot"):
+        report = _build(workspace, CountingEmbedder(), analyzer)
+    assert "leak.md" in caplog.text and "outside the source folder" in caplog.text
+    from okdbot.index.reader import open_index
+
+    reader = open_index(workspace / "index")
+    assert not any("hunter2" in c.text for c in reader.chunks)
+    assert {c.file for c in reader.chunks} == {"Day26.md", "inside.md"} and report.skipped == 1
+    doctor = run_cli("doctor", "--no-discord", "--json", cwd=workspace)
+    corpus = [c for c in json.loads(doctor.stdout)["checks"] if c["area"] == "corpus" and c["status"] == "FAIL"]
+    assert corpus and any("leak.md" in d and "outside" in d for d in corpus[0]["details"])
+
+
+class WindowedEmbedder(CountingEmbedder):
+    """The stand-in embedder with the real model's windows (its tokenizer decides how
+    many windows a block needs); records every text it was asked to encode."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.windows = model.windows
+
+
+def test_an_oversized_note_is_skipped_before_anything_is_embedded_and_the_rest_is_indexed(
+        workspace, analyzer, model, caplog):
+    (workspace / "notes" / "dump.md").write_text("# Dump\n\n" + "로그 " * 650_000 + "\n", encoding="utf-8")  # 1.9 MB line
+    fake = WindowedEmbedder(model)
+    with caplog.at_level("WARNING", logger="okdbot"):
+        report = _build(workspace, fake, analyzer)
+    assert "dump.md" in caplog.text and "too long to index" in caplog.text and "split it" in caplog.text
+    assert not any("로그 로그 로그" in text for text in fake.embedded)  # never embedded
+    assert report.files == 1 and report.skipped == 1 and report.embedded == report.chunks > 40
+    assert _answers_skopeo(workspace, analyzer, fake)
+    from okdbot.freshness import check_freshness
+
+    assert check_freshness(settings_for(workspace)).fresh  # skipped as it is: no endless re-indexing
+
+
+def test_a_huge_file_is_skipped_unread(workspace, analyzer, caplog):
+    (workspace / "notes" / "export.md").write_bytes(b"- x\n" * 2_000_000)  # 8 MB
+    with caplog.at_level("WARNING", logger="okdbot"):
+        report = _build(workspace, CountingEmbedder(), analyzer)
+    assert "export.md" in caplog.text and "too large" in caplog.text and report.files == 1
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
+def test_a_utf16_note_is_named_with_re_save_as_utf8(workspace, encoding):
+    (workspace / "notes" / "windows.md").write_bytes("# 메모\n\n- Windows note\n".encode(encoding))
+    proc = run_cli("doctor", "--no-discord", "--json", cwd=workspace)
+    corpus = [c for c in json.loads(proc.stdout)["checks"] if c["area"] == "corpus" and c["status"] == "FAIL"]
+    assert corpus and corpus[0]["details"] == ["notes/windows.md: UTF-16 text, not UTF-8; re-save it as UTF-8"]
+
+
+def test_notes_saved_in_nfd_hangul_are_found_by_korean_questions(workspace, analyzer):
+    import unicodedata
+
+    note = workspace / "notes" / "Day26.md"
+    note.write_text(unicodedata.normalize("NFD", note.read_text(encoding="utf-8")), encoding="utf-8")  # as macOS saves
+    fake = CountingEmbedder()
+    _build(workspace, fake, analyzer)
+    assert _answers_skopeo(workspace, analyzer, fake)
+
+
+def test_synonyms_written_in_nfd_are_read_as_nfc(tmp_path):
+    import unicodedata
+
+    from okdbot.synonyms import load_synonyms
+
+    path = tmp_path / "synonyms.yaml"
+    path.write_text(unicodedata.normalize("NFD", "- [registry, 레지스트리, 저장소]\n"), encoding="utf-8")
+    (group,) = load_synonyms(path)
+    assert group.terms == ("registry", "레지스트리", "저장소")

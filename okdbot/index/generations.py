@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from ..errors import IndexCorrupt
+from ..errors import IndexCorrupt, storage_error
 from .files import MANIFEST, checksums, fsync_dir, fsync_tree, write_durably
 
 FORMAT = 1
@@ -37,6 +37,8 @@ def read_current(index_dir: Path) -> tuple[str | None, str]:
         data = (index_dir / CURRENT).read_bytes()
     except FileNotFoundError:
         return None, ""
+    except OSError as exc:  # the index folder is a file, or unreadable
+        raise storage_error(exc, "read the index in", index_dir) from None
     name = data.decode("utf-8", errors="replace").strip()
     if not name:
         return None, ""
@@ -77,7 +79,11 @@ class GenerationWriter:
         self.path.mkdir(parents=True)
         from .chunks import DATABASE, ChunkWriter  # numpy: not for readers of CURRENT
 
-        self.chunks = ChunkWriter(self.path / DATABASE)
+        try:
+            self.chunks = ChunkWriter(self.path / DATABASE)
+        except BaseException:  # e.g. a full disk: leave nothing behind
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
 
     def add_chunks(self, rows: list[tuple]) -> None:
         """rows: (row, key, hash, source, file, heading, start, end, text, tokens list)."""

@@ -3,12 +3,18 @@ one file written with faiss's own format (no pickle), single-threaded search."""
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import IndexCorrupt
 from .base import DenseIndex
+
+
+_ERRNO = {os.strerror(code): code for code in errno.errorcode}
 
 
 class FaissIndex(DenseIndex):
@@ -63,7 +69,12 @@ class FaissIndex(DenseIndex):
 
         if self._index is None:
             self.index(np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32))
-        faiss.write_index(self._index, str(path))
+        try:
+            faiss.write_index(self._index, str(path))
+        except RuntimeError as exc:  # faiss names the OS error at the end: "… (No space left on device)"
+            reason = re.search(r"\(([^()]+)\)\s*$", str(exc))
+            code = _ERRNO.get(reason.group(1) if reason else "", errno.EIO)
+            raise OSError(code, os.strerror(code), str(path)) from None
 
     @classmethod
     def load(cls, path: Path, **options) -> "FaissIndex":
