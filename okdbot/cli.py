@@ -129,10 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-discord", action="store_true", help="skip the Discord checks (CLI-only setups)")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("health", parents=[logging_flags], help="is the running bot alive and connected? (Docker HEALTHCHECK)",
+    p = sub.add_parser("health", parents=[common], help="is the running bot alive and connected? (Docker HEALTHCHECK)",
                        description="Exit 0 when the bot's heartbeat is fresh and says connected, else 1.")
     p.add_argument("--heartbeat", metavar="PATH", help="heartbeat file (default: $OKDBOT_HEARTBEAT or "
-                                                       "okdbot-heartbeat.json in the temporary folder)")
+                                                       "heartbeat.json in the state folder)")
     p.add_argument("--max-age", type=float, metavar="SECONDS", help="oldest acceptable heartbeat (default: 90)")
     p.set_defaults(func=cmd_health)
 
@@ -231,7 +231,8 @@ def cmd_health(args) -> int:
     from .config import heartbeat_path
     from .health import DEFAULT_MAX_AGE, check
 
-    health = check(Path(args.heartbeat) if args.heartbeat else heartbeat_path(), args.max_age or DEFAULT_MAX_AGE)
+    beat = Path(args.heartbeat) if args.heartbeat else heartbeat_path(_settings(args))
+    health = check(beat, args.max_age or DEFAULT_MAX_AGE)
     print(f"okdbot: {'healthy' if health.healthy else 'unhealthy'}: {health.message}")
     return 0 if health.healthy else 1
 

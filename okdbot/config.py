@@ -29,6 +29,7 @@ _SOURCE_SCHEMA = {"name": str, "path": str, "glob": str, "url": str, "link": str
 _SCHEMA: dict[str, Any] = {
     "sources": [_SOURCE_SCHEMA],
     "index": str,
+    "data": str,
     "model": {
         "name": str,
         "query_prompt": str,
@@ -165,6 +166,14 @@ class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     config_path: Path | None = None
+    data: Path | None = None  # the state folder when set (data: or $OKDBOT_DATA)
+
+    @property
+    def data_dir(self) -> Path:
+        """The state folder: everything okdbot writes lives under it (index
+        generations, feedback database, heartbeat, fetched notes). `data:` in
+        okdbot.yaml or $OKDBOT_DATA; by default the folder holding the index."""
+        return self.data or self.index_dir.parent
 
     def with_sources(self, sources: tuple[Source, ...]) -> "Settings":
         return replace(self, sources=sources)
@@ -188,7 +197,9 @@ def load_settings(
     path = _find_config(config, env)
     data = _read_yaml(path) if path else {}
     base = path.parent if path else Path.cwd()
-    settings = _settings_from(data, base, path)
+    state = Path(env["OKDBOT_DATA"]).resolve() if env.get("OKDBOT_DATA") else \
+        (base / data["data"]).resolve() if "data" in data else None
+    settings = _settings_from(data, base, path, state)
     if corpus is not None:
         settings = settings.with_sources((_ad_hoc_source(settings, Path(corpus).resolve(), source_url),))
     elif source_url is not None:
@@ -218,12 +229,15 @@ def discord_token(env: dict[str, str] | None = None) -> str | None:
     return token or None
 
 
-def heartbeat_path(env: dict[str, str] | None = None) -> Path:
+def heartbeat_path(settings: "Settings | None" = None, env: dict[str, str] | None = None) -> Path:
     """Where the running bot writes its heartbeat and `okdbot health` reads it:
-    $OKDBOT_HEARTBEAT, else okdbot-heartbeat.json in the temporary folder."""
+    $OKDBOT_HEARTBEAT, else heartbeat.json in the state folder (without
+    settings: okdbot-heartbeat.json in the temporary folder)."""
     env = os.environ if env is None else env
     if env.get("OKDBOT_HEARTBEAT"):
         return Path(env["OKDBOT_HEARTBEAT"])
+    if settings is not None:
+        return settings.data_dir / "heartbeat.json"
     return Path(tempfile.gettempdir()) / "okdbot-heartbeat.json"
 
 
@@ -302,7 +316,10 @@ def _validate(node: yaml.Node, schema: Any, path: Path, where: str, dotted: str 
     return value
 
 
-def _settings_from(data: dict, base: Path, path: Path | None) -> Settings:
+def _settings_from(data: dict, base: Path, path: Path | None, state: Path | None = None) -> Settings:
+    """Settings of a validated config. Relative paths are relative to the config's
+    folder (`base`), those of state (index, feedback_db) to the state folder when set."""
+    state_base = state or base
     sources = []
     for i, item in enumerate(data.get("sources", [])):
         if "path" not in item:
@@ -330,7 +347,7 @@ def _settings_from(data: dict, base: Path, path: Path | None) -> Settings:
     if "channels" in discord:
         discord["channels"] = tuple(discord["channels"])
     if "feedback_db" in discord:
-        discord["feedback_db"] = (base / discord["feedback_db"]).resolve()
+        discord["feedback_db"] = (state_base / discord["feedback_db"]).resolve()
     if data.get("watch", {}).get("debounce_ms", 800) < 0:
         raise ConfigError(f"{path}: watch.debounce_ms must be 0 or more milliseconds")
     model = ModelSettings(**data.get("model", {}))
@@ -338,10 +355,11 @@ def _settings_from(data: dict, base: Path, path: Path | None) -> Settings:
         raise ConfigError(f"{path}: model.backend must be 'auto', 'onnx' or 'torch'")
     return Settings(
         sources=tuple(sources),
-        index_dir=(base / data.get("index", "index")).resolve(),
+        index_dir=(state_base / data.get("index", "index")).resolve(),
         model=model,
         retrieval=RetrievalSettings(**retrieval),
         discord=DiscordSettings(**discord),
         watch=WatchSettings(**data.get("watch", {})),
         config_path=path,
+        data=state,
     )

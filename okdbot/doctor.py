@@ -50,7 +50,7 @@ def run_checks(config: str | None = None, index: str | None = None, env: dict | 
         checks = [Check("config", FAIL, str(exc), fix="fix okdbot.yaml (see README, Configuration)")]
         settings = None
     else:
-        checks = [check_config(settings)]
+        checks = [check_config(settings), check_data(settings)]
     if settings is not None:
         checks += check_corpus(settings)
         checks.append(check_model(settings))
@@ -65,6 +65,24 @@ def check_config(settings: Settings) -> Check:
     where = str(settings.config_path) if settings.config_path else "no okdbot.yaml (defaults)"
     return Check("config", OK, f"{where}: {len(settings.sources)} source(s), index {settings.index_dir}, "
                                f"vector index {settings.retrieval.faiss}")
+
+
+def check_data(settings: Settings) -> Check:
+    """The state folder (index, feedback database, heartbeat) can be written by this user."""
+    from .config import heartbeat_path
+    from .feedback import feedback_path
+
+    folder = settings.data_dir
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    holds = (f"index {settings.index_dir}, feedback {feedback_path(settings)}, "
+             f"heartbeat {heartbeat_path(settings)}")
+    if not existing.is_dir():
+        return Check("data", FAIL, f"state folder {folder}: {existing} is a file", [holds],
+                     fix="point OKDBOT_DATA (or data: in okdbot.yaml) at a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return Check("data", FAIL, f"state folder {folder} is not writable by this user (uid {os.getuid()})", [holds],
+                     fix="chown it to this user, or point OKDBOT_DATA at a writable folder")
+    return Check("data", OK, f"state folder {folder} is writable", [holds])
 
 
 def check_corpus(settings: Settings) -> list[Check]:

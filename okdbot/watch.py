@@ -129,10 +129,13 @@ def event_filter(settings: Settings) -> Callable[[object, str], bool]:
     only triggers a comparison, which is cheap when nothing changed."""
     roots = [s.path.resolve() for s in settings.sources]
     index = settings.index_dir.resolve()
+    state = settings.data_dir.resolve()  # its heartbeat and feedback files change all the time
 
     def accept(_change, path: str) -> bool:
         p = Path(path)
         if p == index or index in p.parents:
+            return False
+        if p.parent == state and p.name.startswith(("heartbeat.json", ".heartbeat-", "feedback.sqlite")):
             return False
         for root in roots:
             if p == root or root in p.parents:

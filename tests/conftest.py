@@ -125,10 +125,8 @@ def run_cli(*args, cwd: Path, stdin: str | bytes | None = None, timeout: float =
             **popen):
     """Run `python -m okdbot ARGS` in a fresh process, as a user would (stdin
     may be bytes; stdout and stderr are always text)."""
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    full_env.pop("OKDBOT_CONFIG", None)
-    full_env.pop("OKDBOT_INDEX", None)
-    full_env.pop("OKDBOT_DATA", None)
+    full_env = {k: v for k, v in os.environ.items() if k not in ("OKDBOT_CONFIG", "OKDBOT_INDEX", "OKDBOT_DATA")}
+    full_env.update({"HF_HUB_OFFLINE": "1", **(env or {})})
     proc = subprocess.run([sys.executable, "-m", "okdbot", *args], cwd=cwd,
                           input=stdin.encode() if isinstance(stdin, str) else stdin,
                           capture_output=True, timeout=timeout, env=full_env, **popen)
@@ -144,6 +142,15 @@ def shared_tmp():
     path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def let_others_in(path: Path) -> Path:
+    """Let the user of as_user() enter `path` (pytest's temporary folders are private)."""
+    if as_user() is not None and as_user().__name__ == "drop":
+        for p in [path, *path.parents]:
+            if not p.stat().st_mode & 0o001:
+                p.chmod(p.stat().st_mode | 0o005)
+    return path
 
 
 def _reachable_by_others(path: Path) -> bool:
@@ -193,8 +200,16 @@ def bot_may_write(path: Path) -> None:
         p.chmod(0o755 if p.is_dir() else 0o644)
 
 
-def read_only(path: Path) -> None:
-    """Take every write bit off `path` and what it holds."""
+def read_only(path: Path, folders_only: bool = False) -> None:
+    """Take every write bit off `path` and what it holds (only off its folders:
+    nothing new can be created in them, which is quicker for a large tree)."""
     for p in [path, *path.rglob("*")]:
-        if not p.is_symlink():
-            p.chmod(0o555 if p.is_dir() else 0o444)
+        if not p.is_symlink() and (p.is_dir() or not folders_only):
+            p.chmod(p.stat().st_mode & ~0o222)
+
+
+def writable_again(path: Path) -> None:
+    """Undo read_only on folders, so the tree can be removed."""
+    for p in [path, *path.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(p.stat().st_mode | 0o200)

@@ -135,3 +135,26 @@ def test_numbers_out_of_range_are_refused_with_their_line(tmp_path, section, key
         _load(tmp_path, SOURCE + f"{section}:\n  {key}: {value}\n")
     message = str(err.value)
     assert "okdbot.yaml:6" in message and f"{section}.{key}" in message and needle in message, message
+
+
+def test_everything_okdbot_writes_is_in_one_state_folder(tmp_path):
+    from okdbot.config import heartbeat_path
+    from okdbot.feedback import feedback_path
+
+    default = _load(tmp_path, SOURCE)  # as before: the index beside the config, the rest beside the index
+    assert default.data_dir == tmp_path.resolve() and default.index_dir == (tmp_path / "index").resolve()
+    assert feedback_path(default) == tmp_path.resolve() / "feedback.sqlite"
+    assert heartbeat_path(default, env={}) == tmp_path.resolve() / "heartbeat.json"
+
+    configured = _load(tmp_path, SOURCE + "index: index\ndata: state\ndiscord:\n  feedback_db: votes.sqlite\n")
+    state = (tmp_path / "state").resolve()
+    assert configured.data_dir == state and configured.index_dir == state / "index"
+    assert feedback_path(configured) == state / "votes.sqlite" and heartbeat_path(configured, env={}) == state / "heartbeat.json"
+    assert configured.sources[0].path == (tmp_path / "notes").resolve()  # notes stay relative to the config
+
+    data = tmp_path / "elsewhere"
+    from_env = load_settings(tmp_path / "okdbot.yaml", env={"OKDBOT_DATA": str(data)})
+    assert from_env.data_dir == data.resolve() and from_env.index_dir == data.resolve() / "index"
+    flagged = load_settings(tmp_path / "okdbot.yaml", index=tmp_path / "idx", env={"OKDBOT_DATA": str(data)})
+    assert flagged.index_dir == (tmp_path / "idx").resolve() and feedback_path(flagged) == data.resolve() / "votes.sqlite"
+    assert heartbeat_path(flagged, env={"OKDBOT_HEARTBEAT": "/run/hb.json"}) == Path("/run/hb.json")
