@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -25,9 +25,10 @@ from typing import Callable
 import numpy as np
 
 from .chunk import CHUNKER_VERSION, Chunk, chunk_note
-from .config import Settings
+from .config import Settings, Source
 from .embed import EXPORT_FORMAT, Embedder, model_signature
 from .errors import CorpusError, IndexCorrupt, OkdbotError, storage_error
+from .gitnotes import fetch_sources, pins
 from .ingest import Skipped, read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
 from .index.chunks import DATABASE, WINDOWS, stored_keys, stored_line_tokens, stored_tokens, stored_vectors
@@ -71,6 +72,7 @@ def build_index(
 ) -> BuildReport:
     """Build or update the index of `settings.sources` in `settings.index_dir`."""
     started = time.perf_counter()
+    fetch_sources(settings.sources, update=False)  # a git: source's first clone
     notes, skipped = read_notes(settings.sources)
     chunks = [c for note in notes for c in chunk_note(note.source.name, note.path, note.text)]
     signature = model_signature(settings.model)
@@ -171,13 +173,26 @@ def _manifest(settings: Settings, model: dict, notes: list, chunks: list[Chunk],
         **model, "query_prompt": settings.model.query_prompt, "chunker_version": CHUNKER_VERSION,
         "lexical_version": LEXICAL_VERSION,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "sources": [s.to_dict() for s in settings.sources],
+        "sources": [_pinned(s, notes).record() for s in settings.sources],
         "notes": {f"{n.source.name}/{n.path}": n.sha256 for n in notes},
         "skipped": [asdict(s) for s in skipped],
         "faiss": settings.retrieval.faiss, "hnsw_m": settings.retrieval.hnsw_m,
         "hnsw_ef_search": settings.retrieval.hnsw_ef_search,
         "counts": {"files": len(notes), "chunks": len(chunks)},
     }
+
+
+def _pinned(source: Source, notes) -> Source:
+    """The source with the commit its notes are linked at (notes in Git, unchanged since HEAD)."""
+    pinned = pins(source, notes)
+    if not pinned.commit:
+        log.debug("links of source '%s' follow its branch: %s", source.name, pinned.why_not)
+        return source
+    changed = sum(n.source.name == source.name and n.path not in pinned.exact for n in notes)
+    if changed:
+        log.info("source '%s': %d note(s) differ from commit %s (uncommitted edits): linked at the branch",
+                 source.name, changed, pinned.commit[:12])
+    return replace(source, commit=pinned.commit, commit_url=pinned.url, pinned=pinned.exact)
 
 
 def _without_oversized(notes: list, chunks: list[Chunk], todo: list[Chunk], windows: dict, skipped: list):

@@ -176,9 +176,11 @@ def _settings(args, **overrides):
 
 
 def cmd_index(args) -> int:
+    from .gitnotes import fetch_sources
     from .runtime import build
 
     settings = _settings(args, corpus=args.corpus, source_url=args.source_url)
+    fetch_sources(settings.sources)  # git: sources first
     if args.watch:
         return _index_and_watch(settings, args)
     _print_report(build(settings, full=args.full), args.json)

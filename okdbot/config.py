@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,7 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
 # The key names and types each YAML section accepts. A list value means
 # "a list whose items follow this schema".
-_SOURCE_SCHEMA = {"name": str, "path": str, "glob": str, "url": str, "link": str}
+_SOURCE_SCHEMA = {"name": str, "path": str, "glob": str, "url": str, "link": str, "git": str, "branch": str}
 _SCHEMA: dict[str, Any] = {
     "sources": [_SOURCE_SCHEMA],
     "index": str,
@@ -59,19 +60,30 @@ _SCHEMA: dict[str, Any] = {
         "shards": int,
         "feedback_db": str,
     },
-    "watch": {"debounce_ms": int},
+    "watch": {"debounce_ms": int, "fetch_seconds": float},
 }
 
 
 @dataclass(frozen=True)
 class Source:
-    """A folder of notes, which files to take, and where they live publicly."""
+    """A folder of notes, which files to take, and where they live publicly.
+
+    A source with `git` (a clone address) is fetched by okdbot into `clone`
+    (in the state folder); `path` is then a folder of that clone. `commit`,
+    `commit_url` and `pinned` are recorded by the build (gitnotes.pins): the
+    notes in `pinned` are linked at that commit, the others at `url`."""
 
     name: str
     path: Path
     glob: str = "**/*.md"
     url: str = ""
     link: str = ""
+    git: str = ""
+    branch: str = ""
+    clone: Path | None = None
+    commit: str = ""
+    commit_url: str = ""
+    pinned: frozenset[str] = frozenset()
 
     def link_for(self, file: str, start: int, end: int) -> str:
         """The address that opens lines start..end of `file` (relative to the source root)."""
@@ -79,16 +91,24 @@ class Source:
         if not self.url:
             return f"{(self.path / file).resolve().as_uri()}#L{start}-L{end}"
         template = self.link or default_link_template(self.url)
-        return template.format(base=base_url(self.url), path=quoted, start=start, end=end)
+        base = self.commit_url if self.commit_url and file in self.pinned else base_url(self.url)
+        return template.format(base=base, path=quoted, start=start, end=end)
 
     def to_dict(self) -> dict:
+        """What the config says of this source (an index built for another dict is stale)."""
         return {"name": self.name, "path": str(self.path), "glob": self.glob,
-                "url": self.url, "link": self.link}
+                "url": self.url, "link": self.link, "git": self.git, "branch": self.branch}
+
+    def record(self) -> dict:
+        """to_dict and what the build recorded (the manifest's entry)."""
+        return {**self.to_dict(), "commit": self.commit, "commit_url": self.commit_url, "pinned": sorted(self.pinned)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Source":
         return cls(name=data["name"], path=Path(data["path"]), glob=data.get("glob", "**/*.md"),
-                   url=data.get("url", ""), link=data.get("link", ""))
+                   url=data.get("url", ""), link=data.get("link", ""), git=data.get("git", ""),
+                   branch=data.get("branch", ""), commit=data.get("commit", ""),
+                   commit_url=data.get("commit_url", ""), pinned=frozenset(data.get("pinned", ())))
 
 
 def _ad_hoc_source(settings: "Settings", folder: Path, url: str | None) -> Source:
@@ -103,6 +123,25 @@ def _ad_hoc_source(settings: "Settings", folder: Path, url: str | None) -> Sourc
         if source.path == folder:
             return source if url is None else replace(source, url=url, link="")
     return Source("corpus", folder, url=url or "")
+
+
+def _source(item: dict, i: int, base: Path, path: Path | None) -> Source:
+    name = item.get("name", f"source{i + 1}")
+    if "git" not in item:
+        if "path" not in item:
+            raise ConfigError(f"{path}: source #{i + 1} needs a 'path' (the notes folder) or 'git' (a clone address)")
+        return Source(name, (base / item["path"]).resolve(), item.get("glob", "**/*.md"),
+                      base_url(item.get("url", "")), item.get("link", ""))
+    from .gitnotes import remote_url_base
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"{path}: the name of a git source is its folder in the state folder: use letters, "
+                          f"digits, '.', '_' and '-' (got {name!r})")
+    remote = item["git"] if re.match(r"^[\w+.-]+://|^[^/\s]+@[^/\s]+:", item["git"]) else str((base / item["git"]).resolve())
+    sub, branch = item.get("path", "."), item.get("branch", "")
+    return Source(name, Path(sub), item.get("glob", "**/*.md"),
+                  base_url(item.get("url") or remote_url_base(remote, branch, sub)), item.get("link", ""),
+                  git=remote, branch=branch)
 
 
 def default_link_template(base: str) -> str:
@@ -155,6 +194,7 @@ class DiscordSettings:
 @dataclass(frozen=True)
 class WatchSettings:
     debounce_ms: int = 800
+    fetch_seconds: float = 300.0  # how often the watchers fetch git: sources
 
 
 @dataclass(frozen=True)
@@ -208,6 +248,7 @@ def load_settings(
         settings = settings.with_index(Path(index).resolve())
     elif env.get("OKDBOT_INDEX"):
         settings = settings.with_index(Path(env["OKDBOT_INDEX"]).resolve())
+    settings = _place_clones(settings)
     if env.get("OKDBOT_BACKEND"):
         backend = env["OKDBOT_BACKEND"].strip().lower()
         if backend not in ("auto", "onnx", "torch"):
@@ -220,6 +261,17 @@ def load_settings(
             raise ConfigError("OKDBOT_GUILD_ID must be a number (the Discord server id)") from None
         settings = replace(settings, discord=replace(settings.discord, guild_id=guild))
     return settings
+
+
+def _place_clones(settings: Settings) -> Settings:
+    """Put the clone of each `git:` source in the state folder (<data>/sources/<name>)."""
+    sources = []
+    for s in settings.sources:
+        if s.git and s.clone is None:
+            clone = settings.data_dir / "sources" / s.name
+            s = replace(s, clone=clone, path=(clone / s.path).resolve())
+        sources.append(s)
+    return settings.with_sources(tuple(sources))
 
 
 def discord_token(env: dict[str, str] | None = None) -> str | None:
@@ -320,17 +372,7 @@ def _settings_from(data: dict, base: Path, path: Path | None, state: Path | None
     """Settings of a validated config. Relative paths are relative to the config's
     folder (`base`), those of state (index, feedback_db) to the state folder when set."""
     state_base = state or base
-    sources = []
-    for i, item in enumerate(data.get("sources", [])):
-        if "path" not in item:
-            raise ConfigError(f"{path}: source #{i + 1} needs a 'path' (the notes folder)")
-        sources.append(Source(
-            name=item.get("name", f"source{i + 1}"),
-            path=(base / item["path"]).resolve(),
-            glob=item.get("glob", "**/*.md"),
-            url=base_url(item.get("url", "")),
-            link=item.get("link", ""),
-        ))
+    sources = [_source(item, i, base, path) for i, item in enumerate(data.get("sources", []))]
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: source names must be unique, got {names}")

@@ -75,4 +75,5 @@ CHECKS = {
     "retrieval.dense_threshold": _range(-1, 1, " (a cosine)"),
     "discord.cooldown_rate": _range(0, None),
     "discord.cooldown_seconds": _range(0, None, " seconds"),
+    "watch.fetch_seconds": _range(1, None, " seconds"),
 }

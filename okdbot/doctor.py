@@ -180,6 +180,7 @@ def check_index(settings: Settings) -> list[Check]:
         details = ([f"changed  {f}" for f in state.changed] + [f"new      {f}" for f in state.new]
                    + [f"deleted  {f}" for f in state.deleted])
         out.append(Check("index", FAIL, f"stale: {state.summary()}", _capped(details), fix=fix))
+    out += check_links(m)
     left_out = [s for s in m.get("skipped", []) if s.get("sha256")]  # notes the build could not index
     if left_out:
         out.append(Check("index", WARN, f"{len(left_out)} note(s) left out of the index: they are never quoted",
@@ -188,6 +189,33 @@ def check_index(settings: Settings) -> list[Check]:
     if chunks > HNSW_ADVICE_CHUNKS and m.get("faiss", "flat") == "flat":
         out.append(Check("index", WARN, f"{chunks} chunks in a flat vector index: queries scan every vector",
                          fix="set retrieval.faiss: hnsw and run `okdbot index` (README, Scaling)"))
+    return out
+
+
+def check_links(manifest: dict) -> list[Check]:
+    """Per source: do its links open the indexed commit, or a branch whose lines may change?"""
+    from .config import Source
+    from .gitnotes import work_tree
+
+    out = []
+    for source in (Source.from_dict(s) for s in manifest.get("sources", [])):
+        if not source.url:
+            continue
+        if not source.commit:
+            tree, why = work_tree(source.path) if source.path.is_dir() else (None, "folder gone")
+            why = why or f"its url {source.url} shows no branch to replace by a commit"
+            out.append(Check("links", INFO, f"{source.name}: links open the branch at {source.url} "
+                                            f"(not pinned to a commit: {why})"))
+            continue
+        indexed = [key.split("/", 1)[1] for key in manifest.get("notes", {}) if key.split("/", 1)[0] == source.name]
+        loose = sorted(set(indexed) - source.pinned)
+        if loose:
+            out.append(Check("links", WARN, f"{source.name}: {len(loose)} note(s) had uncommitted edits when indexed: "
+                                            "their links open the branch, whose lines may move", _capped(loose),
+                             fix="commit (and push) them, then run `okdbot index`: their links then open the commit"))
+        else:
+            out.append(Check("links", OK, f"{source.name}: links open commit {source.commit[:12]}, "
+                                          "the content indexed (they keep opening the lines quoted)"))
     return out
 
 

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 
 from .build import rebuild_reason
-from .config import Settings
+from .config import Settings, Source
+from .gitnotes import head
 from .embed import model_signature
 from .ingest import Skipped, scan_notes
 from .index.generations import read_current
@@ -77,8 +78,11 @@ def settings_changes(manifest: dict, settings: Settings) -> list[str]:
     reason = rebuild_reason(manifest, model_signature(settings.model))
     if reason:
         out.append(reason)
-    if manifest.get("sources") != [s.to_dict() for s in settings.sources]:
+    built = [Source.from_dict(s) for s in manifest.get("sources", [])]
+    if [s.to_dict() for s in built] != [s.to_dict() for s in settings.sources]:
         out.append("the configured sources changed (folders, globs or links)")
+    elif any(b.commit and head(b.path) not in (b.commit, None) for b in built):
+        out.append("the notes' Git commit changed (links are pinned to the commit indexed)")
     r = settings.retrieval
     built = (manifest.get("faiss", "flat"), manifest.get("hnsw_m", r.hnsw_m), manifest.get("hnsw_ef_search"))
     wanted = (r.faiss, r.hnsw_m, r.hnsw_ef_search)

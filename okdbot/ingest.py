@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from .config import Source
 from .errors import CorpusError
+from .gitnotes import blob_id
 
 log = logging.getLogger("okdbot")
 
@@ -32,6 +33,7 @@ class Note:
     path: str  # POSIX path relative to the source root
     text: str  # "\n"-separated lines, exactly as in the file
     sha256: str  # of the file's bytes
+    git_blob: str = ""  # the id Git gives these bytes (gitnotes.blob_id)
 
     @property
     def lines(self) -> list[str]:
@@ -78,7 +80,7 @@ def scan_notes(sources: tuple[Source, ...]) -> tuple[list[Note], list[Skipped]]:
                 if reason:  # "" when the file is simply gone (renamed or deleted since listed)
                     skipped.append(Skipped(source.name, rel, reason))
                 continue
-            notes.append(Note(source, rel, text, hashlib.sha256(data).hexdigest()))
+            notes.append(Note(source, rel, text, hashlib.sha256(data).hexdigest(), blob_id(data)))
     return notes, skipped
 
 

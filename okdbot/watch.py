@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -97,10 +98,12 @@ def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: th
     import watchfiles
 
     rebuilder = rebuilder or Rebuilder(settings)
+    fetch = _Fetcher(settings)
     roots = watched_roots(settings)
     started = False
     for changes in watchfiles.watch(*roots, watch_filter=event_filter(settings), stop_event=stop_event,
                                     yield_on_timeout=True, raise_interrupt=False, **_timing(settings)):
+        fetch.when_due()  # new commits of git: sources change files: their events follow
         if not started:  # the watcher is live now: catch up with edits made before it was
             started = True
             _announce(settings, roots)
@@ -108,6 +111,29 @@ def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: th
             continue
         _log_changes(changes)
         _run(rebuilder, on_rebuilt)
+
+
+class _Fetcher:
+    """Fetches the git: sources every watch.fetch_seconds (their first clone at once)."""
+
+    def __init__(self, settings: Settings):
+        from .gitnotes import fetch_sources
+
+        self.sources = [s for s in settings.sources if s.git]
+        self.every = settings.watch.fetch_seconds
+        self.due = time.monotonic() + self.every
+        fetch_sources(self.sources, update=False)
+
+    def when_due(self) -> None:
+        if not self.sources or time.monotonic() < self.due:
+            return
+        from .gitnotes import fetch_sources
+
+        self.due = time.monotonic() + self.every
+        try:
+            fetch_sources(self.sources)
+        except OkdbotError as exc:
+            log.error("fetching the notes failed, the index is unchanged: %s", exc)
 
 
 def watched_roots(settings: Settings) -> list[str]:
