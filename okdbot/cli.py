@@ -89,6 +89,15 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--index", metavar="DIR", help="index folder (default: from the config, or ./index)")
     sub = parser.add_subparsers(metavar="COMMAND")
 
+    p = sub.add_parser("init", parents=[logging_flags], help="write a commented okdbot.yaml for your own notes",
+                       description="Write a commented okdbot.yaml that indexes the Markdown notes in DIR.")
+    p.add_argument("folder", nargs="?", default=".", metavar="DIR", help="the folder of your notes (default: here)")
+    p.add_argument("--url", metavar="BASE", help="the folder's web page, e.g. https://github.com/o/r/blob/main/docs/ "
+                                                 "(default: from the Git remote, when it is GitHub or GitLab)")
+    p.add_argument("--config", metavar="PATH", default="okdbot.yaml", help="the file to write (default: ./okdbot.yaml)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_init)
+
     p = sub.add_parser("index", parents=[common], help="build or update the index (only changed notes are re-embedded)",
                        description="Build or update the index. Unchanged chunks are reused; only new or edited ones are embedded.")
     p.add_argument("--corpus", metavar="DIR", help="index this folder instead of the configured sources")
@@ -173,6 +182,16 @@ def _settings(args, **overrides):
     from .config import load_settings
 
     return load_settings(args.config, index=args.index, **overrides)
+
+
+def cmd_init(args) -> int:
+    from .scaffold import write_config
+
+    url, count = write_config(Path(args.config), Path(args.folder), args.url, args.force)
+    links = f"links open {url}" if url else "links are file:// links (set url: for web links)"
+    print(f"wrote {args.config}: {count} note(s) in {args.folder}; {links}")
+    print('next: okdbot doctor --no-discord, then okdbot query "…" (the first query builds the index)')
+    return 0
 
 
 def cmd_index(args) -> int:
