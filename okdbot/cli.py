@@ -89,15 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--index", metavar="DIR", help="index folder (default: from the config, or ./index)")
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    p = sub.add_parser("init", parents=[logging_flags], help="write a commented okdbot.yaml for your own notes",
-                       description="Write a commented okdbot.yaml that indexes the Markdown notes in DIR.")
-    p.add_argument("folder", nargs="?", default=".", metavar="DIR", help="the folder of your notes (default: here)")
-    p.add_argument("--url", metavar="BASE", help="the folder's web page, e.g. https://github.com/o/r/blob/main/docs/ "
-                                                 "(default: from the Git remote, when it is GitHub or GitLab)")
-    p.add_argument("--config", metavar="PATH", default="okdbot.yaml", help="the file to write (default: ./okdbot.yaml)")
-    p.add_argument("--force", action="store_true", help="replace an existing file")
-    p.set_defaults(func=cmd_init)
-
+    _add_init(sub, logging_flags)
     p = sub.add_parser("index", parents=[common], help="build or update the index (only changed notes are re-embedded)",
                        description="Build or update the index. Unchanged chunks are reused; only new or edited ones are embedded.")
     p.add_argument("--corpus", metavar="DIR", help="index this folder instead of the configured sources")
@@ -153,6 +145,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=cmd_eval)
     return parser
+
+
+def _add_init(sub, logging_flags) -> None:
+    p = sub.add_parser("init", parents=[logging_flags], help="write a commented okdbot.yaml for your own notes",
+                       description="Write a commented okdbot.yaml that indexes the Markdown notes in DIR.")
+    p.add_argument("folder", nargs="?", default=".", metavar="DIR", help="the folder of your notes (default: here)")
+    p.add_argument("--url", metavar="BASE", help="the folder's web page, e.g. https://github.com/o/r/blob/main/docs/ "
+                                                 "(default: from the Git remote, when it is GitHub or GitLab)")
+    p.add_argument("--config", metavar="PATH", default="okdbot.yaml", help="the file to write (default: ./okdbot.yaml)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_init)
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
