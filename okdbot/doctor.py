@@ -195,15 +195,14 @@ def check_index(settings: Settings) -> list[Check]:
 def check_links(manifest: dict) -> list[Check]:
     """Per source: do its links open the indexed commit, or a branch whose lines may change?"""
     from .config import Source
-    from .gitnotes import work_tree
+    from .gitnotes import pins
 
     out = []
     for source in (Source.from_dict(s) for s in manifest.get("sources", [])):
         if not source.url:
             continue
         if not source.commit:
-            tree, why = work_tree(source.path) if source.path.is_dir() else (None, "folder gone")
-            why = why or f"its url {source.url} shows no branch to replace by a commit"
+            why = pins(source, ()).why_not or "run `okdbot index` to pin them"
             out.append(Check("links", INFO, f"{source.name}: links open the branch at {source.url} "
                                             f"(not pinned to a commit: {why})"))
             continue

@@ -3,12 +3,13 @@
 The only module that runs `git` (plain subprocess calls, never a shell).
 
 Pinning. A link to `…/blob/main/docs/Day26.md#L29` opens other lines once the
-note changes upstream. When a source folder is inside a Git work tree, the
-build records the commit at HEAD and which notes it indexed exactly as they
-are in that commit (the note's bytes hash to the blob HEAD holds); links of
-those notes use the commit instead of the branch (`…/blob/<sha>/…`), so an
-answer keeps opening the lines it quoted. A note with uncommitted edits keeps
-the branch link (`okdbot doctor` says so).
+note changes upstream. When a source folder is inside a Git work tree of the
+repository its url names (one of its remotes is that repository), the build
+records the commit at HEAD and which notes it indexed exactly as they are in
+that commit (the note's bytes hash to the blob HEAD holds); links of those
+notes use the commit instead of the branch (`…/blob/<sha>/…`), so an answer
+keeps opening the lines it quoted. A note with uncommitted edits keeps the
+branch link (`okdbot doctor` says so).
 
 Remote sources. A source with `git: URL` is cloned into the state folder
 (`<data>/sources/<name>`, okdbot's own clone) and fetched by `okdbot index`
@@ -25,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,8 @@ class GitError(Exception):
 def run_git(*args: str, cwd: Path, timeout: float = TIMEOUT) -> str:
     """stdout of `git ARGS` in `cwd`; GitError (git's last line) when it fails or git is missing."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}  # fail rather than ask for a password
+    if not Path(cwd).is_dir():
+        raise GitError(f"{cwd} is not a folder")
     try:
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     except FileNotFoundError:
@@ -70,6 +74,7 @@ class WorkTree:
     head: str
     branch: str  # the checked-out branch ("" when detached)
     blobs: dict[str, str]  # path relative to the folder → blob id at HEAD
+    remotes: tuple[str, ...] = ()  # the clone addresses of its remotes
 
 
 def work_tree(folder: Path) -> tuple[WorkTree | None, str]:
@@ -85,13 +90,31 @@ def work_tree(folder: Path) -> tuple[WorkTree | None, str]:
         listing = run_git("ls-tree", "-r", "-z", "HEAD", ".", cwd=folder)
     except GitError as exc:
         return None, str(exc)
+    try:
+        remotes = tuple(run_git("config", "--get-regexp", r"^remote\..*\.url$", cwd=folder, timeout=30).split()[1::2])
+    except GitError:  # none
+        remotes = ()
     blobs = {}
     for entry in filter(None, listing.split("\0")):
         meta, path = entry.split("\t", 1)
         mode, kind, oid = meta.split()
         if kind == "blob":
             blobs[path] = oid
-    return WorkTree(head, "" if branch == "HEAD" else branch, blobs), ""
+    return WorkTree(head, "" if branch == "HEAD" else branch, blobs, remotes), ""
+
+
+def same_repository(url: str, remotes) -> bool:
+    """Whether the web address `url` (…/OWNER/REPO/blob/…) names the repository of one of these clone addresses."""
+    page = urllib.parse.urlparse(url)
+    found = _REF.search(page.path)
+    if not found:
+        return False
+    wanted = (page.netloc.lower(), page.path[:found.start()].strip("/").lower())
+    for remote in remotes:
+        match = re.match(r"^(?:[a-z+]+://(?:[^@/]+@)?([^/:]+)(?::\d+)?/|[^@/]+@([^:/]+):)(.+?)(?:\.git)?/?$", remote)
+        if match and ((match.group(1) or match.group(2)).lower(), match.group(3).strip("/").lower()) == wanted:
+            return True
+    return False
 
 
 def head(folder: Path) -> str | None:
@@ -138,6 +161,9 @@ def pins(source, notes) -> Pins:
     url = pin_url(source.url, tree.head, tree.branch)
     if not url:
         return Pins(why_not=f"its url {source.url} shows no branch to replace by a commit")
+    if not source.git and not same_repository(source.url, tree.remotes):  # a git: source is its own clone
+        return Pins(why_not="no remote of its Git repository is the one its url names "
+                            f"(remotes: {', '.join(tree.remotes) or 'none'})")
     exact = frozenset(n.path for n in notes if n.source.name == source.name and tree.blobs.get(n.path) == n.git_blob)
     return Pins(tree.head, url, exact)
 

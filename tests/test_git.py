@@ -56,6 +56,7 @@ def repo(tmp_path):
     shutil.copy(BUNDLED_NOTE, docs / "Day26.md")
     (docs / "Other.md").write_text("# Other\n\n- Zookeeper : 분산 코디네이션 서비스\n", encoding="utf-8")
     git("init", "-q", cwd=tmp_path / "notes")
+    git("remote", "add", "origin", "git@github.com:team/notes.git", cwd=tmp_path / "notes")
     commit_all(tmp_path / "notes", "notes")
     write_config(tmp_path, notes="notes/docs", url=URL)
     return tmp_path
@@ -95,6 +96,18 @@ def test_a_note_with_uncommitted_edits_links_to_the_branch_and_doctor_says_so(re
     checks = check_links(open_index(settings.index_dir).manifest)
     assert [(c.status, c.details) for c in checks] == [(WARN, ["Day26.md"])]
     assert "uncommitted" in checks[0].summary and "commit" in checks[0].fix
+
+
+def test_notes_in_a_repository_other_than_their_url_names_are_not_pinned(repo, analyzer):
+    """Like the bundled corpus/ inside okdbot's own checkout: its commits are not the notes' repository's."""
+    from okdbot.doctor import INFO, check_links
+    from okdbot.index.reader import open_index
+
+    git("remote", "set-url", "origin", "https://example.org/someone/okdbot.git", cwd=repo / "notes")
+    first = ask(settings_for(repo), analyzer, CountingEmbedder())
+    assert first.url.startswith(URL + "Day26.md?plain=1#L")
+    (check,) = check_links(open_index(repo / "index").manifest)
+    assert check.status == INFO and "someone/okdbot" in check.summary
 
 
 def test_links_outside_git_follow_the_branch_as_before(workspace, analyzer):
