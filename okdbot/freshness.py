@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from .build import rebuild_reason
 from .config import Settings, Source
-from .gitnotes import head
 from .embed import model_signature
+from .gitnotes import head
 from .ingest import Skipped, scan_notes
 from .index.generations import read_current
 

@@ -31,7 +31,7 @@ class Note:
 
     source: Source
     path: str  # POSIX path relative to the source root
-    text: str  # "\n"-separated lines, exactly as in the file
+    text: str  # "\n"-separated lines as in the file (in NFC)
     sha256: str  # of the file's bytes
     git_blob: str = ""  # the id Git gives these bytes (gitnotes.blob_id)
 
