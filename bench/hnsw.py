@@ -7,7 +7,7 @@ top 10 of a search for 200 (what okdbot's queries do: DENSE_CANDIDATES).
 Synthetic sets have 64 latent factors over 384 dimensions (sentence
 embeddings are far from uniformly random); with --index, the real vectors of
 an okdbot index are measured too (200 of them held out as queries). Both
-indexes are written and read through okdbot.store, as `okdbot index` does.
+indexes are written and read through okdbot.index, as `okdbot index` does.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import median, percentile  # noqa: E402
 from okdbot.config import RetrievalSettings  # noqa: E402
 from okdbot.lexical import LexicalIndex  # noqa: E402
-from okdbot.store import (WINDOWS, GenerationWriter, current_generation, open_index,  # noqa: E402
-                          stored_vectors)
+from okdbot.index.chunks import WINDOWS, stored_vectors  # noqa: E402
+from okdbot.index.generations import GenerationWriter, current_generation  # noqa: E402
+from okdbot.index.reader import open_index  # noqa: E402
 
 QUERIES = 200
 
@@ -89,9 +90,7 @@ def measure(label: str, data: np.ndarray, queries: np.ndarray, work: Path, ms_: 
 
 
 def _set_ef(reader, ef: int) -> None:
-    import faiss  # bench only: okdbot itself sets efSearch from the manifest
-
-    faiss.downcast_index(reader.dense.index).hnsw.efSearch = ef
+    reader.dense.set_ef_search(ef)  # bench only: okdbot itself sets efSearch from the manifest
 
 
 def _latency(reader, queries: np.ndarray, k: int) -> list[float]:

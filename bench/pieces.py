@@ -43,7 +43,7 @@ def main() -> None:
     clock("import okdbot (cli, runtime, retrieve, answer)", lambda: [
         __import__(m) for m in ("okdbot.cli", "okdbot.runtime", "okdbot.retrieve", "okdbot.answer")])
 
-    from okdbot import store
+    from okdbot.index import reader as store
     from okdbot.config import ModelSettings
     from okdbot.embed import backend_of, ort
     from okdbot.lexical import Analyzer
@@ -60,7 +60,7 @@ def main() -> None:
     generation = index_dir / manifest["generation"]
     reader = clock("index: read generation (no checksums)", store.IndexReader, generation, False)
     clock("index: verify checksums", reader._verify)
-    clock("index: chunks from sqlite", reader._load_chunks)
+    clock("index: chunks from sqlite", reader._db.chunks)
     clock("index: lexical arrays", reader._load_lexical)
     clock("index: faiss read", reader._load_dense)
     clock("index: headings", reader._load_headings)

@@ -1,28 +1,29 @@
 """okdbot against what a user would build instead, on the same questions, in one table.
 
-    python bench/quality.py [--corpora DIR] [--cache DIR] [-k 5] [--json]
+    python bench/quality.py [--cache DIR] [-k 5] [--json] [--holdout]
 
 Systems, each scored by okdbot.evaluate on the text it would show:
-  okdbot           the configured pipeline (okdbot.yaml: synonyms, weights, threshold)
+  okdbot           the configured pipeline (okdbot.yaml's settings and glossary)
+  dense-e5         the same index read by the dense side alone (multilingual-e5-small
+                   cosine, no lexical side, no answer decision)
   bm25-whitespace  BM25 (bm25s) over lowercased whitespace tokens
-  dense-500        the same embedding model + FAISS (flat, inner product)
-Both baselines index fixed 500-character chunks with 50 characters of overlap,
-as a typical LangChain recipe does, and always answer with their top k chunks;
+  langchain-e5     the LangChain recipe with okdbot's model: FAISS (flat, inner product)
+  langchain-minilm the LangChain recipe with all-MiniLM-L6-v2 (HuggingFaceEmbeddings' usual choice)
+The bm25 and LangChain baselines index fixed 500-character chunks with 50 characters of
+overlap, as a typical LangChain recipe does, and always answer with their top k chunks;
 they read a follow-up (`after:`) as the earlier question and the follow-up joined.
 
-For follow-up questions (`after:`) it also scores okdbot-alone: okdbot reading
-each follow-up on its own, as a new question.
-
-Question sets: eval/okd-note.yaml and eval/okd-follow-ups.yaml over corpus/, and
-eval/metanet-notes.yaml over <corpora>/metanet-notes/docs (default corpora:
-../shared/corpora next to the repository); a set whose notes are absent is
-skipped with a message. Indexes
-and baseline vectors are cached under --cache, so a second run embeds nothing.
+Question sets (bench/common.py): the chat sets written blind to okdbot (eval/chat/*-dev.yaml)
+and the older own sets, over the bundled note, ../shared/corpora/okd-io and
+../shared/corpora/metanet-notes; a set whose notes are absent is skipped with a message.
+--holdout adds the frozen holdout halves (eval/chat/HOLDOUT.sha256 is checked first): run
+it once, to report, never to tune. Indexes and baseline vectors are cached under --cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -37,26 +38,36 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.common import CORPUS, HOLDOUT_SETS, QUESTION_SETS, okdbot_index  # noqa: E402
 from okdbot.evaluate import (COLUMNS, Answer, OkdbotSystem, Returned, load_questions, report_json,  # noqa: E402
                              row, run, table)
 
 CHUNK_CHARS, OVERLAP = 500, 50
-SLICES = ["ko", "en", "all", "follow-up", "dev", "holdout"]
-NOTE_URL = "https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/"
+SLICES = ["ko", "en", "cross", "all", "follow-up", "dev", "holdout"]
 
 
-def question_sets(corpora: Path) -> list[tuple[str, Path, Path]]:
-    """(name, question file, notes folder) of each set whose notes are here."""
-    sets = [("okd-note", ROOT / "eval" / "okd-note.yaml", ROOT / "corpus"),
-            ("okd-follow-ups", ROOT / "eval" / "okd-follow-ups.yaml", ROOT / "corpus"),
-            ("metanet-notes", ROOT / "eval" / "metanet-notes.yaml", corpora / "metanet-notes" / "docs")]
+def question_sets(holdout: bool) -> list[tuple[str, Path, str]]:
+    """(name, question file, corpus) of each set whose notes are here."""
+    sets = dict(QUESTION_SETS)
+    if holdout:
+        _check_holdout()
+        sets.update(HOLDOUT_SETS)
     present = []
-    for name, questions, notes in sets:
-        if notes.is_dir():
-            present.append((name, questions, notes))
+    for name, corpus in sets.items():
+        if CORPUS[corpus][0].is_dir():
+            present.append((name, ROOT / "eval" / f"{name}.yaml", corpus))
         else:
-            print(f"skipping {name}: {notes} is not on this machine (pass --corpora DIR)", file=sys.stderr)
+            print(f"skipping {name}: {CORPUS[corpus][0]} is not on this machine", file=sys.stderr)
     return present
+
+
+def _check_holdout() -> None:
+    """The holdout files are the ones frozen before any tuning (their sha256 was committed)."""
+    for line in (ROOT / "eval" / "chat" / "HOLDOUT.sha256").read_text(encoding="utf-8").splitlines():
+        digest, name = line.split()
+        actual = hashlib.sha256((ROOT / "eval" / "chat" / name).read_bytes()).hexdigest()
+        if actual != digest:
+            sys.exit(f"eval/chat/{name} is not the frozen holdout (sha256 {actual[:12]}…, expected {digest[:12]}…)")
 
 
 def fixed_chunks(notes: Path) -> list[tuple[str, str]]:
@@ -89,9 +100,10 @@ class Bm25Whitespace:
 
 
 class Dense500:
-    name = "dense-500"
+    """The LangChain recipe: fixed chunks, one embedding model, FAISS."""
 
-    def __init__(self, chunks: list[tuple[str, str]], model, cache: Path):
+    def __init__(self, name: str, chunks: list[tuple[str, str]], model, cache: Path):
+        self.name = name
         import faiss
 
         self.chunks, self.model = chunks, model
@@ -125,47 +137,57 @@ def _returned(chunk: tuple[str, str]) -> Returned:
     return Returned(file, 0, 0, "", text)
 
 
-def okdbot_system(notes: Path, cache: Path, name: str, model):
-    """okdbot as configured in okdbot.yaml, over `notes`, index cached under `cache`."""
-    from okdbot.build import build_index
-    from okdbot.config import load_settings
-    from okdbot.lexical import Analyzer
-    from okdbot.retrieve import Retriever
-    from okdbot.runtime import load_synonyms
+def okdbot_system(corpus: str, cache: Path):
+    """okdbot as configured in okdbot.yaml, over `corpus`, index cached under `cache`."""
+    from okdbot.runtime import load_retriever
 
-    settings = load_settings(ROOT / "okdbot.yaml", corpus=notes, source_url=NOTE_URL,
-                             index=cache / f"okdbot-{name}", env={})
-    analyzer = Analyzer(synonyms=load_synonyms(settings)).load()
-    build_index(settings, lambda: model, analyzer=analyzer, progress=False)
-    return OkdbotSystem(Retriever(settings.index_dir, settings.retrieval, model, analyzer))
+    return OkdbotSystem(load_retriever(okdbot_index(corpus, cache)))
+
+
+class DenseOnly(OkdbotSystem):
+    """okdbot's index and chunks read by the dense side alone: ranked by cosine, always answering."""
+
+    name = "dense-e5"
+
+    def __init__(self, retriever):
+        from dataclasses import replace
+
+        dense = copy.copy(retriever)
+        dense.settings = replace(retriever.settings, lexical_weight=0.0, heading_boost=0.0, definition_boost=0.0,
+                                 coverage_threshold=0.0)
+        dense.refresh = lambda: False  # keep these settings (a new generation would bring its own)
+        super().__init__(dense)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora",
-                        help="folder holding metanet-notes/ (default: ../shared/corpora)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "okdbot-bench-quality",
                         help="where indexes and baseline vectors are kept between runs")
     parser.add_argument("-k", type=int, default=5, help="passages per question (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--holdout", action="store_true", help="add the frozen holdout sets (report once)")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
 
-    from okdbot.config import load_settings
-    from okdbot.embed import SentenceTransformerEmbedder
+    from okdbot.embed.sbert import SentenceTransformerEmbedder
+    from okdbot.config import ModelSettings
 
-    model = SentenceTransformerEmbedder(load_settings(ROOT / "okdbot.yaml", env={}).model)
-    rows, reports = [], {}
-    for name, questions_file, notes in question_sets(args.corpora):
+    minilm = SentenceTransformerEmbedder(ModelSettings(name="all-MiniLM-L6-v2"))
+    rows, reports, baselines = [], {}, {}
+    for name, questions_file, corpus in question_sets(args.holdout):
         questions = load_questions(questions_file)
-        chunks = fixed_chunks(notes)
         started = time.perf_counter()
-        okdbot = okdbot_system(notes, args.cache, name, model)
-        systems = [okdbot, Bm25Whitespace(chunks), Dense500(chunks, model, args.cache)]
+        okdbot = okdbot_system(corpus, args.cache)
+        if corpus not in baselines:
+            chunks = fixed_chunks(CORPUS[corpus][0])
+            baselines[corpus] = [Bm25Whitespace(chunks), Dense500("langchain-e5", chunks, okdbot.retriever.encoder,
+                                                                  args.cache),
+                                 Dense500("langchain-minilm", chunks, minilm, args.cache)]
+        systems = [okdbot, DenseOnly(okdbot.retriever), *baselines[corpus]]
         if any(q.after for q in questions.questions):
             systems.append(FollowUpAlone(okdbot.retriever))
-        print(f"{name}: {len(questions.questions)} questions, {len(chunks)} fixed chunks, "
-              f"systems ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        print(f"{name}: {len(questions.questions)} questions, systems ready in {time.perf_counter() - started:.0f} s",
+              file=sys.stderr)
         for system in systems:
             report = run(system, questions, args.k)
             reports[f"{name}/{system.name}"] = report
@@ -181,25 +203,21 @@ def main() -> int:
     print(table(rows, ["set", "slice", "system", *COLUMNS]))
     print()
     for key, won in verdicts.items():
-        print(f"{key}: okdbot {'beats' if won else 'does NOT beat'} both baselines on hit@3 and MRR")
+        print(f"{key}: okdbot {'beats' if won else 'does NOT beat'} every baseline on MRR")
     return 0
 
 
 def _verdicts(reports) -> dict[str, bool]:
-    """Per set and language slice: does okdbot have the best hit@3 and MRR, strictly?"""
+    """Per set: does okdbot have the best MRR over all its questions, strictly?"""
     out = {}
     for key, report in reports.items():
-        set_name, system = key.split("/")
+        set_name, system = key.rsplit("/", 1)
         if system != "okdbot":
             continue
-        for slice_name in ("ko", "en"):
-            mine = report.slices.get(slice_name)
-            if mine is None or mine.answerable == 0:
-                continue
-            others = [r.slices[slice_name] for k, r in reports.items()
-                      if k.startswith(set_name + "/") and k.split("/")[1] not in ("okdbot", FollowUpAlone.name)]
-            out[f"{set_name}/{slice_name}"] = all(
-                mine.hit[3] > o.hit[3] and mine.mrr > o.mrr for o in others)
+        mine = report.slices["all"]
+        others = [r.slices["all"] for k, r in reports.items()
+                  if k.rsplit("/", 1)[0] == set_name and k.rsplit("/", 1)[1] not in ("okdbot", FollowUpAlone.name)]
+        out[set_name] = all(mine.mrr > o.mrr for o in others)
     return out
 
 

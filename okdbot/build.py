@@ -8,27 +8,33 @@ The result is written as a new generation and published atomically.
 
 from __future__ import annotations
 
-import json
+import errno
 import logging
+import os
+import sqlite3
 import sys
 import time
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .chunk import CHUNKER_VERSION, Chunk, chunk_note
-from .config import Settings
+from .config import Settings, Source
 from .embed import Embedder, backend_for, model_signature
 from .embed.exports import build_embedder, ensure_export
-from .errors import IndexCorrupt
+from .errors import CorpusError, IndexCorrupt, storage_error
+from .gitnotes import fetch_sources, pins
 from .glossary import Glossary, build_glossary, read_glossary_file
-from .ingest import read_notes
+from .ingest import Skipped, read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
-from .store import (WINDOWS, GenerationWriter, build_lock, current_generation, stored_heading_tokens, stored_keys,
-                    stored_line_tokens, stored_tokens, stored_vectors)
+from .index.chunks import DATABASE, WINDOWS, stored_keys, stored_line_tokens, stored_tokens, stored_vectors
+from .index.generations import GenerationWriter, build_lock, read_current
+from .index.reader import generation_damage, read_manifest, stored_heading_tokens
 
 log = logging.getLogger("okdbot")
 
@@ -67,73 +73,53 @@ def build_index(
     (default: the configured model's backend; tests pass a counting stand-in)."""
     started = time.perf_counter()
     synonyms_file, synonyms = read_glossary_file(settings.retrieval.synonyms)  # a bad file fails before any work
+    fetch_sources(settings.sources, update=False)  # a git: source's first clone
     notes, skipped = read_notes(settings.sources)
     chunks = [c for note in notes for c in chunk_note(note.source.name, note.path, note.text)]
     signature = model_signature(settings.model)
     analyzer = analyzer or Analyzer()
     index_dir = settings.index_dir
-    with build_lock(index_dir):
-        previous = _previous(index_dir)
-        reason = rebuild_reason(previous["manifest"], signature) if previous and not full else ""
-        if reason:
-            log.warning("%s: rebuilding the whole index", reason)
-        reusable = previous if previous and not full and not reason else None
-        retokenize = bool(reusable and reusable["manifest"].get("lexical_version") != LEXICAL_VERSION)
-        if retokenize:
-            log.warning("the lexical analyser changed (version %s → %s): re-tokenising every chunk, vectors are reused",
-                        reusable["manifest"].get("lexical_version"), LEXICAL_VERSION)
-        vectors = stored_vectors(reusable["path"]) if reusable else {}
-        tokens = stored_tokens(reusable["path"]) if reusable and not retokenize else {}
-        old_keys = set(previous["keys"]) if previous else set()
+    with _storage(index_dir), build_lock(index_dir):
+        old = _reuse(index_dir, signature, full)
+        vectors = stored_vectors(old.path) if old.vectors else {}
+        tokens = stored_tokens(old.path) if old.tokens else {}
 
         todo = list({c.hash: c for c in chunks if c.hash not in vectors}.values())
         backend = backend_for(settings.model)
         query_model = None if backend.exports_from_embedder else ensure_export(settings)
-        if make_embedder is None:
-            make_embedder = partial(build_embedder, settings, query_model)
-        embedder = make_embedder() if todo or not reusable else None
+        make_embedder = make_embedder or partial(build_embedder, settings, query_model)
+        embedder = make_embedder() if todo or not old.vectors else None
+        windows = {c.hash: embedder.windows(c.embed_text) for c in todo}
+        notes, chunks, todo = _without_oversized(notes, chunks, todo, windows, skipped)
         if todo:
-            vectors.update(_embed(embedder, todo, _show_progress(progress)))
+            vectors.update(_embed(embedder, todo, windows, _show_progress(progress)))
         missing = list({c.hash: c for c in chunks if c.hash not in tokens}.values())
         if missing:
             tokens.update(zip((c.hash for c in missing), analyzer.tokens_many([c.embed_text for c in missing])))
 
-        line_tokens = _line_tokens(notes, stored_line_tokens(reusable["path"]) if reusable and not retokenize else {},
-                                   analyzer)
+        line_tokens = _line_tokens(notes, stored_line_tokens(old.path) if old.tokens else {}, analyzer)
         glossary = build_glossary(synonyms, (n.text for n in notes), analyzer.tokens, synonyms_file,
-                                  known=_glossary_tokens(reusable, retokenize))
+                                  known=Glossary.from_json(old.manifest.get("glossary")).tokens if old.tokens else {})
         if backend.exports_from_embedder:
             query_model = _sbert_export(settings, embedder)
-        dim = embedder.dim if embedder else reusable["manifest"]["dim"]
-        max_tokens = embedder.max_tokens if embedder else reusable["manifest"]["max_tokens"]
+        model = {"dim": embedder.dim, "max_tokens": embedder.max_tokens} if embedder else \
+            {"dim": old.manifest["dim"], "max_tokens": old.manifest["max_tokens"]}
         writer = GenerationWriter(index_dir)
         try:
             writer.add_notes([(n.source.name, n.path, n.text) for n in notes])
             writer.add_line_tokens(line_tokens)
-            _write(writer, chunks, vectors, tokens, dim, settings, analyzer,
-                   stored_heading_tokens(reusable["path"]) if reusable and not retokenize else {})
+            _write(writer, chunks, vectors, tokens, model["dim"], settings, analyzer,
+                   stored_heading_tokens(old.path) if old.tokens else {})
             embedded_hashes = {c.hash for c in todo}
             report = BuildReport(
                 files=len(notes), chunks=len(chunks),
                 embedded=sum(c.hash in embedded_hashes for c in chunks),
                 reused=sum(c.hash not in embedded_hashes for c in chunks),
-                removed=len(old_keys - {c.key for c in chunks}),
+                removed=len(old.keys - {c.key for c in chunks}),
                 seconds=0.0, index=str(index_dir), model=signature["model"],
-                full=bool(full or reason or not previous), reason=reason, skipped=len(skipped),
-                glossary=glossary.mined)
-            manifest = {
-                **signature, "model_name": settings.model.name, "query_prompt": settings.model.query_prompt, "dim": dim,
-                "max_tokens": max_tokens, "chunker_version": CHUNKER_VERSION,
-                "lexical_version": LEXICAL_VERSION,
-                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "sources": [s.to_dict() for s in settings.sources],
-                "notes": {f"{n.source.name}/{n.path}": n.sha256 for n in notes},
-                "skipped": [asdict(s) for s in skipped],
-                "faiss": settings.retrieval.faiss, "hnsw_m": settings.retrieval.hnsw_m,
-                "hnsw_ef_search": settings.retrieval.hnsw_ef_search,
-                "counts": {"files": len(notes), "chunks": len(chunks)},
-                "retrieval": settings.retrieval.recorded(), "glossary": glossary.to_json(),
-            }
+                full=not old.vectors, reason=old.reason, skipped=len(skipped), glossary=glossary.mined)
+            manifest = {**_manifest(settings, {**signature, **model}, notes, chunks, skipped),
+                        "retrieval": settings.retrieval.recorded(), "glossary": glossary.to_json()}
             if query_model:
                 manifest["query_model"] = query_model
             report.generation = writer.publish(manifest)
@@ -144,26 +130,118 @@ def build_index(
     return report
 
 
-def _glossary_tokens(reusable: dict | None, retokenize: bool) -> dict[str, list[str]]:
-    """The analysed glossary terms of the live generation (reused unless the analyser changed)."""
-    if not reusable or retokenize:
-        return {}
-    return Glossary.from_json(reusable["manifest"].get("glossary")).tokens
-
-
-def _previous(index_dir) -> dict | None:
-    """The live generation's manifest and chunk keys, or None."""
-    name = current_generation(index_dir)
-    if name is None:
-        return None
-    path = index_dir / name
+@contextmanager
+def _storage(index_dir: Path):
+    """The OS refusing to store the index (permissions, a full disk, a file
+    where the folder belongs) as one line naming the path."""
     try:
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        yield
+    except OSError as exc:
+        where = Path(exc.filename) if exc.filename else index_dir
+        inside = where == index_dir or index_dir in where.parents
+        raise storage_error(exc, "write the index in" if inside else "use", index_dir) from None
+    except sqlite3.OperationalError as exc:  # SQLite's own words for the same failures
+        code = {13: errno.ENOSPC, 8: errno.EROFS, 14: errno.EACCES}.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
+        if code is None:
+            raise
+        raise storage_error(OSError(code, os.strerror(code)), "write the index in", index_dir) from None
+
+
+@dataclass
+class _Reuse:
+    """What the live generation offers this build."""
+
+    path: Path | None = None  # the live generation, when intact
+    keys: set[str] = field(default_factory=set)  # its chunk keys
+    manifest: dict = field(default_factory=dict)
+    reason: str = ""  # why everything is rebuilt ("" when not, or when there was no index)
+    vectors: bool = False  # its vectors may be reused
+    tokens: bool = False  # its lexical tokens may be reused too (same analyser)
+
+
+def _reuse(index_dir: Path, signature: dict, full: bool) -> _Reuse:
+    previous, damage = _previous(index_dir)
+    reason = damage or (rebuild_reason(previous["manifest"], signature) if previous and not full else "")
+    if reason:
+        log.warning("%s: rebuilding the whole index", reason)
+    if previous is None:
+        return _Reuse(reason=reason)
+    old = _Reuse(previous["path"], set(previous["keys"]), previous["manifest"], reason)
+    old.vectors = not (full or reason)
+    old.tokens = old.vectors and old.manifest.get("lexical_version") == LEXICAL_VERSION
+    if old.vectors and not old.tokens:
+        log.warning("the lexical analyser changed (version %s → %s): re-tokenising every chunk, vectors are reused",
+                    old.manifest.get("lexical_version"), LEXICAL_VERSION)
+    return old
+
+
+def _manifest(settings: Settings, model: dict, notes: list, chunks: list[Chunk], skipped: list) -> dict:
+    """What the new generation records about itself (its checksums are added when it is published)."""
+    return {
+        **model, "model_name": settings.model.name, "query_prompt": settings.model.query_prompt,
+        "chunker_version": CHUNKER_VERSION,
+        "lexical_version": LEXICAL_VERSION,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sources": [_pinned(s, notes).record() for s in settings.sources],
+        "notes": {f"{n.source.name}/{n.path}": n.sha256 for n in notes},
+        "skipped": [asdict(s) for s in skipped],
+        "faiss": settings.retrieval.faiss, "hnsw_m": settings.retrieval.hnsw_m,
+        "hnsw_ef_search": settings.retrieval.hnsw_ef_search,
+        "counts": {"files": len(notes), "chunks": len(chunks)},
+    }
+
+
+def _pinned(source: Source, notes) -> Source:
+    """The source with the commit its notes are linked at (notes in Git, unchanged since HEAD)."""
+    pinned = pins(source, notes)
+    if not pinned.commit:
+        log.debug("links of source '%s' follow its branch: %s", source.name, pinned.why_not)
+        return source
+    changed = sum(n.source.name == source.name and n.path not in pinned.exact for n in notes)
+    if changed:
+        log.info("source '%s': %d note(s) differ from commit %s (uncommitted edits): linked at the branch",
+                 source.name, changed, pinned.commit[:12])
+    return replace(source, commit=pinned.commit, commit_url=pinned.url, pinned=pinned.exact)
+
+
+def _without_oversized(notes: list, chunks: list[Chunk], todo: list[Chunk], windows: dict, skipped: list):
+    """Drop the notes holding a block too long to index (more than WINDOWS windows),
+    before anything is embedded, each with a warning; the rest is indexed."""
+    too_long = {}
+    for c in todo:
+        if len(windows[c.hash]) > WINDOWS and (c.source, c.file) not in too_long:
+            too_long[(c.source, c.file)] = (f"the block at line {c.start_line} is too long to index "
+                                            f"({len(windows[c.hash])} windows of at most {WINDOWS}); split it")
+    if not too_long:
+        return notes, chunks, todo
+    for note in notes:
+        reason = too_long.get((note.source.name, note.path))
+        if reason:
+            log.warning("skipped %s/%s: %s", note.source.name, note.path, reason)
+            skipped.append(Skipped(note.source.name, note.path, reason, note.sha256))
+    kept = [n for n in notes if (n.source.name, n.path) not in too_long]
+    if not kept:
+        raise CorpusError("no note can be indexed: " + "; ".join(f"{s}/{f}: {r}" for (s, f), r in too_long.items()))
+    return (kept, [c for c in chunks if (c.source, c.file) not in too_long],
+            [c for c in todo if (c.source, c.file) not in too_long])
+
+
+def _previous(index_dir) -> tuple[dict | None, str]:
+    """({path, manifest, chunk keys} of the live generation or None when there
+    is none, "") or, when CURRENT or any file of the live generation is damaged,
+    (None, why): a damaged index is rebuilt from scratch, never reused."""
+    name, problem = read_current(index_dir)
+    if name is None:
+        return None, f"the live index is damaged ({problem})" if problem else ""
+    path = index_dir / name
+    problem = generation_damage(path)  # every file against its checksum, before anything is reused
+    if problem:
+        return None, f"the live index is damaged ({problem})"
+    try:
         keys = stored_keys(path)
-    except Exception as exc:  # a damaged index is rebuilt from scratch, never reused
-        log.warning("the current index is unreadable (%s): rebuilding it fully", type(exc).__name__)
-        return None
-    return {"path": path, "manifest": manifest, "keys": keys}
+    except sqlite3.Error as exc:
+        return None, f"the live index is damaged ({path / DATABASE}: {exc})"
+    return {"path": path, "manifest": read_manifest(path), "keys": keys}, ""
 
 
 def rebuild_reason(manifest: dict, signature: dict) -> str:
@@ -197,10 +275,10 @@ def _sbert_export(settings: Settings, embedder: Embedder | None) -> dict | None:
     return ensure_export(settings, embedder)
 
 
-def _embed(embedder: Embedder, chunks: list[Chunk], progress: bool) -> dict:
-    """hash → [(window text, vector)] for each chunk. Windows are encoded in
-    batches of similar length, so little compute is spent on padding."""
-    windows = [(c.hash, w, text) for c in chunks for w, text in enumerate(embedder.windows(c.embed_text))]
+def _embed(embedder: Embedder, chunks: list[Chunk], chunk_windows: dict[str, list[str]], progress: bool) -> dict:
+    """hash → [(window text, vector)] for each chunk, from its windows (hash → texts).
+    Windows are encoded in batches of similar length, so little compute is spent on padding."""
+    windows = [(c.hash, w, text) for c in chunks for w, text in enumerate(chunk_windows[c.hash])]
     windows.sort(key=lambda item: len(item[2]))
     found: dict[tuple[str, int], tuple[str, np.ndarray]] = {}
     batch = 32

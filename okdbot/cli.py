@@ -66,6 +66,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: one line, the traceback only with --verbose
+        if isinstance(exc, OSError) and exc.filename:  # a path the system refused: permissions, full disk…
+            from .errors import storage_error
+
+            print(f"okdbot: error: {storage_error(exc, 'use')}", file=sys.stderr)
+            return 1
         log.debug("traceback", exc_info=True)
         print(f"okdbot: internal error: {type(exc).__name__}: {scrub(str(exc))} (run with --verbose for details)",
               file=sys.stderr)
@@ -86,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--index", metavar="DIR", help="index folder (default: from the config, or ./index)")
     sub = parser.add_subparsers(metavar="COMMAND")
 
+    _add_init(sub, logging_flags)
     p = sub.add_parser("index", parents=[common], help="build or update the index (only changed notes are re-embedded)",
                        description="Build or update the index. Unchanged chunks are reused; only new or edited ones are embedded.")
     p.add_argument("--corpus", metavar="DIR", help="index this folder instead of the configured sources")
@@ -112,10 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-discord", action="store_true", help="skip the Discord checks (CLI-only setups)")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("health", parents=[logging_flags], help="is the running bot alive and connected? (Docker HEALTHCHECK)",
+    p = sub.add_parser("health", parents=[common], help="is the running bot alive and connected? (Docker HEALTHCHECK)",
                        description="Exit 0 when the bot's heartbeat is fresh and says connected, else 1.")
     p.add_argument("--heartbeat", metavar="PATH", help="heartbeat file (default: $OKDBOT_HEARTBEAT or "
-                                                       "okdbot-heartbeat.json in the temporary folder)")
+                                                       "heartbeat.json in the state folder)")
     p.add_argument("--max-age", type=float, metavar="SECONDS", help="oldest acceptable heartbeat (default: 90)")
     p.set_defaults(func=cmd_health)
 
@@ -163,6 +169,17 @@ def _discord_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_invite)
 
 
+def _add_init(sub, logging_flags) -> None:
+    p = sub.add_parser("init", parents=[logging_flags], help="write a commented okdbot.yaml for your own notes",
+                       description="Write a commented okdbot.yaml that indexes the Markdown notes in DIR.")
+    p.add_argument("folder", nargs="?", default=".", metavar="DIR", help="the folder of your notes (default: here)")
+    p.add_argument("--url", metavar="BASE", help="the folder's web page, e.g. https://github.com/o/r/blob/main/docs/ "
+                                                 "(default: from the Git remote, when it is GitHub or GitLab)")
+    p.add_argument("--config", metavar="PATH", default="okdbot.yaml", help="the file to write (default: ./okdbot.yaml)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_init)
+
+
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     from .redact import Redacting
 
@@ -194,10 +211,22 @@ def _settings(args, **overrides):
     return load_settings(args.config, index=args.index, **overrides)
 
 
+def cmd_init(args) -> int:
+    from .scaffold import write_config
+
+    url, count = write_config(Path(args.config), Path(args.folder), args.url, args.force)
+    links = f"links open {url}" if url else "links are file:// links (set url: for web links)"
+    print(f"wrote {args.config}: {count} note(s) in {args.folder}; {links}")
+    print('next: okdbot doctor --no-discord, then okdbot query "…" (the first query builds the index)')
+    return 0
+
+
 def cmd_index(args) -> int:
+    from .gitnotes import fetch_sources
     from .runtime import build
 
     settings = _settings(args, corpus=args.corpus, source_url=args.source_url)
+    fetch_sources(settings.sources)  # git: sources first
     if args.watch:
         return _index_and_watch(settings, args)
     _print_report(build(settings, full=args.full), args.json)
@@ -250,7 +279,8 @@ def cmd_health(args) -> int:
     from .config import heartbeat_path
     from .health import DEFAULT_MAX_AGE, check
 
-    health = check(Path(args.heartbeat) if args.heartbeat else heartbeat_path(), args.max_age or DEFAULT_MAX_AGE)
+    beat = Path(args.heartbeat) if args.heartbeat else heartbeat_path(_settings(args))
+    health = check(beat, args.max_age or DEFAULT_MAX_AGE)
     print(f"okdbot: {'healthy' if health.healthy else 'unhealthy'}: {health.message}")
     return 0 if health.healthy else 1
 
@@ -268,12 +298,14 @@ def cmd_query(args) -> int:
     retriever = load_retriever(settings, build_if_missing=True,
                                questions=[checked] if args.question is not None else None)
     from .answer import answer_log_line, to_json, to_text  # after load_retriever: it starts the Korean analyser first
-    questions = [args.question] if args.question is not None else (line.rstrip("\n") for line in sys.stdin)
+    questions = [args.question] if args.question is not None else _stdin_questions()
     failed = 0
     for question in questions:
         if args.question is None and not question.strip():
             continue
         try:
+            if isinstance(question, _Undecodable):
+                raise BadQuestion(question.problem)
             started = time.perf_counter()
             result = retriever.search(question, args.k)
             log.debug("question: %s", question)
@@ -294,6 +326,28 @@ def cmd_query(args) -> int:
             if args.question is None:
                 print()
     return 1 if failed else 0
+
+
+class _Undecodable(str):
+    """A stdin line that is not UTF-8: shown with replacement characters, answered with an error."""
+
+    problem = ""
+
+
+def _stdin_questions():
+    """Each line of stdin, decoded on its own: one line that is not UTF-8 gets its
+    own error and the batch goes on."""
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        line = raw.rstrip(b"\r\n")
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+            line = line[3:]
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = _Undecodable(line.decode("utf-8", errors="replace"))
+            bad.problem = (f"line {number} of the input is not UTF-8 (bad byte at offset {exc.start}); "
+                           "send questions as UTF-8 text")
+            yield bad
 
 
 def cmd_discord(args) -> int:

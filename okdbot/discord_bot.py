@@ -112,7 +112,7 @@ class OkdBot(commands.Bot):
                  "latency_ms": None if math.isnan(latency) or math.isinf(latency) else round(latency * 1000),
                  "generation": getattr(reader, "name", None)}
         try:
-            write_heartbeat(heartbeat_path(), state)
+            write_heartbeat(heartbeat_path(self.settings), state)
         except OSError as exc:
             log.warning("cannot write the heartbeat (%s)", exc)
 

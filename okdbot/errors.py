@@ -51,3 +51,28 @@ class EvalError(OkdbotError):
     """A question set for `okdbot eval` is missing or malformed."""
 
     exit_code = 2
+
+
+class StorageError(OkdbotError):
+    """A file or folder okdbot must read or write cannot be used: permissions,
+    a full disk, a file where a folder belongs."""
+
+
+def storage_error(exc: OSError, doing: str, path=None) -> StorageError:
+    """One line for an OS error: what could not be done, where, and what to do.
+    `doing` reads like "write the index in"; the path is the error's own when it has one."""
+    import errno
+    import os
+
+    where = exc.filename or path or "?"
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        advice = "the disk is full; free some space (or move the state folder, OKDBOT_DATA) and run again"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = (f"permission denied for this user (uid {os.getuid()}); make it writable (chown/chmod) "
+                  "or point OKDBOT_DATA / --index at a folder this user may write")
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        advice = "a file is in the way where a folder belongs; pass a folder (e.g. --index DIR)"
+    else:
+        advice = f"{exc.strerror or exc}; check the path and run again"
+    return StorageError(f"cannot {doing} {where}: {advice}")

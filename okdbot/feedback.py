@@ -54,8 +54,9 @@ _ADDED = {"answers": {"context": "TEXT NOT NULL DEFAULT ''", "thread": "INTEGER"
 
 
 def feedback_path(settings: Settings) -> Path:
-    """Where the bot keeps its database: discord.feedback_db, else beside the index folder."""
-    return settings.discord.feedback_db or settings.index_dir.parent / "feedback.sqlite"
+    """Where the bot keeps its database: discord.feedback_db, else feedback.sqlite
+    in the state folder (by default beside the index folder)."""
+    return settings.discord.feedback_db or settings.data_dir / "feedback.sqlite"
 
 
 def user_hash(user_id: int) -> str:

@@ -12,11 +12,12 @@ import json
 from dataclasses import dataclass, field
 
 from .build import rebuild_reason
-from .config import Settings
+from .config import Settings, Source
 from .embed import model_signature
 from .glossary import file_digest, glossary_file
+from .gitnotes import head
 from .ingest import Skipped, scan_notes
-from .store import current_generation
+from .index.generations import read_current
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Freshness:
 
     def summary(self) -> str:
         if not self.generation:
-            return "no index yet"
+            return ", ".join(self.settings) or "no index yet"
         parts = [f"{len(v)} {k}" for k, v in (("changed", self.changed), ("new", self.new),
                                               ("deleted", self.deleted)) if v]
         return ", ".join(parts + self.settings) or "up to date"
@@ -49,8 +50,10 @@ def check_freshness(settings: Settings) -> Freshness:
 
     Raises CorpusError when a source folder is missing."""
     notes, skipped = scan_notes(settings.sources)
-    name = current_generation(settings.index_dir)
+    name, damage = read_current(settings.index_dir)
     result = Freshness(name, skipped=skipped, notes=len(notes))
+    if damage:  # not fresh: a watcher rebuilds it
+        result.settings.append("the live index is damaged")
     if name is None:
         return result
     try:
@@ -61,6 +64,8 @@ def check_freshness(settings: Settings) -> Freshness:
     result.built_at = manifest.get("built_at", "")
     indexed: dict[str, str] = manifest.get("notes", {})
     current = {f"{n.source.name}/{n.path}": n.sha256 for n in notes}
+    left_out = {f"{s['source']}/{s['path']}": s.get("sha256") for s in manifest.get("skipped", [])}
+    current = {k: v for k, v in current.items() if left_out.get(k) != v}  # skipped by the build, as it is now
     result.new = sorted(set(current) - set(indexed))
     result.deleted = sorted(set(indexed) - set(current))
     result.changed = sorted(k for k in set(current) & set(indexed) if current[k] != indexed[k])
@@ -74,8 +79,11 @@ def settings_changes(manifest: dict, settings: Settings) -> list[str]:
     reason = rebuild_reason(manifest, model_signature(settings.model))
     if reason:
         out.append(reason)
-    if manifest.get("sources") != [s.to_dict() for s in settings.sources]:
+    built = [Source.from_dict(s) for s in manifest.get("sources", [])]
+    if [s.to_dict() for s in built] != [s.to_dict() for s in settings.sources]:
         out.append("the configured sources changed (folders, globs or links)")
+    elif any(b.commit and head(b.path) not in (b.commit, None) for b in built):
+        out.append("the notes' Git commit changed (links are pinned to the commit indexed)")
     r = settings.retrieval
     if (manifest.get("glossary") or {}).get("sha256") != file_digest(glossary_file(r.synonyms)):
         out.append("the synonyms file changed")

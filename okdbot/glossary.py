@@ -23,11 +23,16 @@ from typing import Iterable, Sequence
 from .errors import ConfigError
 from .synonyms import DEFAULT_FILE, SynonymGroup, load_synonyms
 
-_HANGUL_THEN_LATIN = re.compile(r"([\uac00-\ud7a3]+)[*_]*[ \t]*\(([A-Za-z][A-Za-z \-]{1,40})\)")
+# Every pattern starts only at the start of a word and every repetition is bounded, so a
+# note's longest line costs linear time (an unbounded run would make a long line quadratic).
+_HANGUL_THEN_LATIN = re.compile(r"(?<![\uac00-\ud7a3])([\uac00-\ud7a3]{1,12})[*_]{0,2}[ \t]?\(([A-Za-z][A-Za-z \-]{1,40})\)")
 _LATIN_THEN_HANGUL = re.compile(
-    r"(?<![\w.])([A-Za-z][A-Za-z0-9+\-]*(?: [A-Za-z][A-Za-z0-9+\-]*){0,3})[ \t]*\(([\uac00-\ud7a3][\uac00-\ud7a3 ]{0,20})\)")
-_ABBREVIATION = re.compile(r"(?<![\w.])([A-Z][A-Za-z0-9]{1,9})[ \t]*\(([A-Za-z][A-Za-z \-]{3,80})\)")
-_EXPANSION = re.compile(r"([A-Za-z][A-Za-z\-]+(?: [A-Za-z][A-Za-z\-]+){1,7})[ \t]*\(([A-Z][A-Za-z0-9]{1,9})\)")
+    r"(?<![\w.+\-])([A-Za-z][A-Za-z0-9+\-]{0,30}(?: [A-Za-z][A-Za-z0-9+\-]{0,30}){0,3})[ \t]?"
+    r"\(([\uac00-\ud7a3][\uac00-\ud7a3 ]{0,20})\)")
+_ABBREVIATION = re.compile(r"(?<![\w.])([A-Z][A-Za-z0-9]{1,9})[ \t]?\(([A-Za-z][A-Za-z \-]{3,80})\)")
+_EXPANSION = re.compile(
+    r"(?<![A-Za-z\-])([A-Za-z][A-Za-z\-]{1,30}(?: [A-Za-z][A-Za-z\-]{1,30}){1,7})[ \t]?\(([A-Z][A-Za-z0-9]{1,9})\)")
+_LONGEST_LINE = 10_000  # a gloss sits in a line of prose; longer lines (dumps, minified data) are not read
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _SMALL_WORDS = {"of", "the", "and", "to", "as", "a", "an", "for", "in", "on", "by", "with"}
 _MAX_TOKENS = 4  # a gloss is a term, not a sentence
@@ -88,7 +93,7 @@ def build_glossary(groups: Sequence[SynonymGroup], texts: Iterable[str], analyze
 def mine_glosses(texts: Iterable[str]) -> list[tuple[str, str]]:
     """(term, gloss) pairs the notes write, in first-seen order, consistent ones only."""
     pairs: list[tuple[str, str]] = []
-    for text in texts:
+    for text in (line for text in texts for line in text.split("\n") if "(" in line and len(line) <= _LONGEST_LINE):
         for korean, english in _HANGUL_THEN_LATIN.findall(text):
             if _plain_word(english):
                 pairs.append((korean, english.strip()))

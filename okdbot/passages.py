@@ -14,7 +14,8 @@ from .chunk import is_image_only
 from .config import Source
 from .lexical import concept_in
 from .results import Line, Passage, Suggestion
-from .store import ChunkRecord, IndexReader
+from .index.chunks import ChunkRecord
+from .index.reader import IndexReader
 
 _LEAD = re.compile(r"^(?:\*\*[^*].*\*\*|__[^_].*__)(?:\s*<br\s*/?>)?$|^.*[:：]$", re.IGNORECASE)
 SUGGESTIONS = 3  # sections offered when the notes do not answer

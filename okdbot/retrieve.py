@@ -33,7 +33,9 @@ from .lexical import Analyzer, concept_in, has_hangul
 from .passages import build_passages, suggestions
 from .question import MAX_QUESTION_CHARS, check_question  # noqa: F401 (part of this module's interface)
 from .results import Line, Passage, Result, Suggestion, is_korean  # noqa: F401 (also importable from here)
-from .store import CURRENT, ChunkRecord, IndexReader, current_generation, open_index
+from .index.chunks import ChunkRecord
+from .index.generations import CURRENT, current_generation
+from .index.reader import IndexReader, open_index
 
 log = logging.getLogger("okdbot")
 
@@ -85,7 +87,11 @@ class Retriever:
         if stamp is not None and stamp == self._current_seen:
             return False
         self._current_seen = stamp
-        name = current_generation(self.index_dir)
+        try:
+            name = current_generation(self.index_dir)
+        except OkdbotError as exc:  # a damaged CURRENT: keep answering from the generation we have
+            log.warning("not switching index generation: %s", exc)
+            return False
         if name is None or name == self._reader.name:
             return False
         with self._lock:

@@ -37,7 +37,7 @@ def make_query_encoder(settings: Settings, manifest: dict | None = None):
     `manifest` is the live index generation's (read when not given)."""
     if manifest is None:
         try:
-            from .store import live_manifest
+            from .index.reader import live_manifest
 
             manifest = live_manifest(settings.index_dir)
         except IndexMissing:
@@ -79,7 +79,7 @@ def _fast_encoder(settings: Settings, manifest: dict | None, quiet: bool = False
     """(OnnxEncoder, "") or (None, why not). Raises when model.backend is
     "onnx" and the export cannot be used, or when the index is for another model."""
     from .embed import backend_for, backend_of
-    from .store import live_manifest
+    from .index.reader import live_manifest
 
     backend = settings.model.backend
     if backend == "torch" and backend_for(settings.model).exports_from_embedder:
@@ -142,7 +142,7 @@ def load_retriever(settings: Settings, build_if_missing: bool = False, questions
         encoding = pool.submit(_live_encoder, settings)
         kiwi = pool.submit(analyzer.load) if questions is None else None
         from .retrieve import Retriever
-        from .store import open_index
+        from .index.reader import open_index
 
         try:
             reader = open_index(settings.index_dir)
@@ -162,7 +162,7 @@ def load_retriever(settings: Settings, build_if_missing: bool = False, questions
 
 def _live_encoder(settings: Settings):
     """(manifest, query encoder) of the live generation; (None, None) when there is no index."""
-    from .store import live_manifest
+    from .index.reader import live_manifest
 
     try:
         manifest = live_manifest(settings.index_dir)

@@ -13,6 +13,7 @@ group does to a question is lexical.Analyzer.concepts.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def _group(node: yaml.Node, path: Path) -> SynonymGroup:
         if not isinstance(item, yaml.ScalarNode) or not str(item.value).strip():
             raise ConfigError(f"{path}:{item.start_mark.line + 1}: each synonym must be a non-empty word or "
                               f"phrase, e.g. {EXAMPLE}")
-        terms.append(str(item.value).strip())
+        terms.append(unicodedata.normalize("NFC", str(item.value).strip()))  # as the notes (ingest)
     if len(terms) < 2:
         raise ConfigError(f"{where}: a synonym group needs at least two terms, e.g. {EXAMPLE}")
     return SynonymGroup(tuple(terms), where)

@@ -7,7 +7,7 @@ write-to-temp-then-rename, a renamed or deleted note all end in an index that
 matches the final files, and events about nothing (a touch, a swap file)
 cost a hash of the notes, not a build. Events arriving during a build are
 kept by the watcher and trigger one more check afterwards. Builds never
-overlap (store.build_lock, also across processes). A failed rebuild is
+overlap (index.generations.build_lock, also across processes). A failed rebuild is
 logged and the watcher goes on; the live index stays as it was.
 
     watch(settings, on_rebuilt=None, stop_event=None)   # blocks until stop_event is set
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -48,7 +49,7 @@ class Rebuilder:
         """Load the model and the analyser now rather than at the first edit."""
         if self._embedder is None:
             from .embed.exports import build_embedder, ensure_export
-            from .store import build_lock
+            from .index.generations import build_lock
 
             with build_lock(self.settings.index_dir):
                 build_embedder(self.settings, ensure_export(self.settings))  # kept for the builds to come
@@ -100,10 +101,12 @@ def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: th
     import watchfiles
 
     rebuilder = rebuilder or Rebuilder(settings)
+    fetch = _Fetcher(settings)
     roots = watched_roots(settings)
     started = False
     for changes in watchfiles.watch(*roots, watch_filter=event_filter(settings), stop_event=stop_event,
                                     yield_on_timeout=True, raise_interrupt=False, **_timing(settings)):
+        fetch.when_due()  # new commits of git: sources change files: their events follow
         if not started:  # the watcher is live now: catch up with edits made before it was
             started = True
             _announce(settings, roots)
@@ -111,6 +114,29 @@ def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: th
             continue
         _log_changes(changes)
         _run(rebuilder, on_rebuilt)
+
+
+class _Fetcher:
+    """Fetches the git: sources every watch.fetch_seconds (their first clone at once)."""
+
+    def __init__(self, settings: Settings):
+        from .gitnotes import fetch_sources
+
+        self.sources = [s for s in settings.sources if s.git]
+        self.every = settings.watch.fetch_seconds
+        self.due = time.monotonic() + self.every
+        fetch_sources(self.sources, update=False)
+
+    def when_due(self) -> None:
+        if not self.sources or time.monotonic() < self.due:
+            return
+        from .gitnotes import fetch_sources
+
+        self.due = time.monotonic() + self.every
+        try:
+            fetch_sources(self.sources)
+        except OkdbotError as exc:
+            log.error("fetching the notes failed, the index is unchanged: %s", exc)
 
 
 def watched_roots(settings: Settings) -> list[str]:
@@ -132,10 +158,13 @@ def event_filter(settings: Settings) -> Callable[[object, str], bool]:
     only triggers a comparison, which is cheap when nothing changed."""
     roots = [s.path.resolve() for s in settings.sources]
     index = settings.index_dir.resolve()
+    state = settings.data_dir.resolve()  # its heartbeat and feedback files change all the time
 
     def accept(_change, path: str) -> bool:
         p = Path(path)
         if p == index or index in p.parents:
+            return False
+        if p.parent == state and p.name.startswith(("heartbeat.json", ".heartbeat-", "feedback.sqlite")):
             return False
         for root in roots:
             if p == root or root in p.parents:

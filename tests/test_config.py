@@ -67,3 +67,95 @@ def test_corpus_flag_naming_a_configured_folder_keeps_that_source(tmp_path):
     assert [(x.name, x.glob, x.url) for x in kept] == [("n", "*.md", "https://github.com/o/r/blob/main/")]
     moved = load_settings(tmp_path / "okdbot.yaml", corpus=tmp_path / "notes", source_url="https://h/x/", env={})
     assert [(x.name, x.glob, x.url) for x in moved.sources] == [("n", "*.md", "https://h/x/")]
+
+
+SOURCE = "sources:\n  - name: n\n    path: notes\n    url: https://github.com/o/r/blob/main/docs/\n"
+
+
+@pytest.mark.parametrize("template, needle", [
+    ("{base}{path}#L{start}-{nope}", "{nope}"),
+    ("{base}{path}#L{0}", "{0}"),
+    ("{base}{path.upper}", "{path.upper}"),
+    ("{base}#L{start}", "{path}"),
+    ("{base}{path}#L{start:q}", "cannot be filled in"),
+    ("{base}{path}#L{start", "not a valid template"),
+])
+def test_a_link_template_that_cannot_make_links_is_refused_at_load(tmp_path, template, needle):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, SOURCE + f"    link: \"{template}\"\n")
+    message = str(err.value)
+    assert "okdbot.yaml:5" in message and "sources.link" in message and needle in message, message
+
+
+def test_a_link_template_is_refused_before_anything_runs(tmp_path):
+    from .conftest import run_cli
+
+    (tmp_path / "okdbot.yaml").write_text(SOURCE + "    link: \"{base}{path}#L{start}-{nope}\"\n", encoding="utf-8")
+    proc = run_cli("query", "Skopeo가 뭐야?", cwd=tmp_path)
+    assert proc.returncode == 2 and "internal error" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "{nope}" in proc.stderr
+    assert not (tmp_path / "index").exists()
+
+
+@pytest.mark.parametrize("url", ["https://github.com/o/r/blob/main/docs", "https://github.com/o/r/blob/main/docs/"])
+def test_a_source_url_without_trailing_slash_is_joined_as_a_folder(tmp_path, url):
+    (tmp_path / "okdbot.yaml").write_text(SOURCE, encoding="utf-8")
+    adhoc = load_settings(tmp_path / "okdbot.yaml", corpus=tmp_path / "other", source_url=url, env={})
+    configured = _load(tmp_path, SOURCE.replace("https://github.com/o/r/blob/main/docs/", url))
+    for source in (adhoc.sources[0], configured.sources[0]):
+        assert source.link_for("Day26.md", 29, 29) == (
+            "https://github.com/o/r/blob/main/docs/Day26.md?plain=1#L29-L29")
+
+
+@pytest.mark.parametrize("url", ["github.com/o/r/blob/main/docs/", "ftp://h/x/", "https://"])
+def test_a_source_url_that_is_no_web_address_is_refused(tmp_path, url):
+    with pytest.raises(ConfigError, match="http"):
+        _load(tmp_path, SOURCE.replace("https://github.com/o/r/blob/main/docs/", url))
+    (tmp_path / "okdbot.yaml").write_text(SOURCE, encoding="utf-8")
+    with pytest.raises(ConfigError, match="--source-url"):
+        load_settings(tmp_path / "okdbot.yaml", corpus=tmp_path, source_url=url, env={})
+
+
+@pytest.mark.parametrize("section, key, value, needle", [
+    ("retrieval", "k", "0", "between 1 and 50"),
+    ("retrieval", "k", "51", "between 1 and 50"),
+    ("retrieval", "coverage_threshold", ".nan", "finite"),
+    ("retrieval", "coverage_threshold", "-0.1", "between 0 and 1"),
+    ("retrieval", "coverage_threshold", "1.5", "between 0 and 1"),
+    ("retrieval", "gap_threshold", ".inf", "finite"),
+    ("retrieval", "gap_threshold_korean", "-2", "between 0 and 2"),
+    ("retrieval", "dense_candidates", "0", "at least 1"),
+    ("retrieval", "heading_boost", "-0.5", "at least 0"),
+    ("retrieval", "lexical_weight", ".nan", "finite"),
+    ("model", "batch_size", "0", "at least 1"),
+    ("discord", "cooldown_seconds", "-5", "at least 0"),
+    ("discord", "cooldown_rate", "-1", "at least 0"),
+])
+def test_numbers_out_of_range_are_refused_with_their_line(tmp_path, section, key, value, needle):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, SOURCE + f"{section}:\n  {key}: {value}\n")
+    message = str(err.value)
+    assert "okdbot.yaml:6" in message and f"{section}.{key}" in message and needle in message, message
+
+
+def test_everything_okdbot_writes_is_in_one_state_folder(tmp_path):
+    from okdbot.config import heartbeat_path
+    from okdbot.feedback import feedback_path
+
+    default = _load(tmp_path, SOURCE)  # as before: the index beside the config, the rest beside the index
+    assert default.data_dir == tmp_path.resolve() and default.index_dir == (tmp_path / "index").resolve()
+    assert feedback_path(default) == tmp_path.resolve() / "feedback.sqlite"
+    assert heartbeat_path(default, env={}) == tmp_path.resolve() / "heartbeat.json"
+
+    configured = _load(tmp_path, SOURCE + "index: index\ndata: state\ndiscord:\n  feedback_db: votes.sqlite\n")
+    state = (tmp_path / "state").resolve()
+    assert configured.data_dir == state and configured.index_dir == state / "index"
+    assert feedback_path(configured) == state / "votes.sqlite" and heartbeat_path(configured, env={}) == state / "heartbeat.json"
+    assert configured.sources[0].path == (tmp_path / "notes").resolve()  # notes stay relative to the config
+
+    data = tmp_path / "elsewhere"
+    from_env = load_settings(tmp_path / "okdbot.yaml", env={"OKDBOT_DATA": str(data)})
+    assert from_env.data_dir == data.resolve() and from_env.index_dir == data.resolve() / "index"
+    flagged = load_settings(tmp_path / "okdbot.yaml", index=tmp_path / "idx", env={"OKDBOT_DATA": str(data)})
+    assert flagged.index_dir == (tmp_path / "idx").resolve() and feedback_path(flagged) == data.resolve() / "votes.sqlite"
+    assert heartbeat_path(flagged, env={"OKDBOT_HEARTBEAT": "/run/hb.json"}) == Path("/run/hb.json")

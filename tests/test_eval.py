@@ -141,7 +141,7 @@ def test_the_synonyms_file_is_read_at_build_and_travels_with_the_index(tmp_path,
 
 
 def test_glosses_the_notes_write_join_the_glossary(tmp_path, model, analyzer):
-    from okdbot.store import live_manifest
+    from okdbot.index.reader import live_manifest
 
     from .conftest import indexed_notes
 

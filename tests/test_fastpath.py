@@ -18,7 +18,7 @@ from okdbot.chunk import chunk_note
 from okdbot.config import load_settings
 from okdbot.retrieve import Retriever
 from okdbot.runtime import query_path
-from okdbot.store import live_manifest
+from okdbot.index.reader import live_manifest
 
 from .conftest import BUNDLED_NOTE, ROOT, run_cli, settings_for
 

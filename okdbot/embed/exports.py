@@ -31,7 +31,7 @@ def ensure_export(settings: Settings, embedder: Embedder | None = None) -> dict 
     relative to the index, and "fingerprint"), exporting it first when needed.
     Call only while holding the index's build lock. None when the model cannot be
     exported (a warning says why); questions then use the model itself."""
-    from ..store import MODELS, publish_model
+    from ..index.generations import MODELS, publish_model
 
     backend = backend_for(settings.model)
     try:

@@ -1,0 +1,81 @@
+"""Checks of single configuration values: ranges of numbers, link bases and
+templates. Each check returns what is wrong with a value ("" when nothing);
+config.py applies them with the value's line when okdbot.yaml is read."""
+
+from __future__ import annotations
+
+import string
+import urllib.parse
+
+LINK_FIELDS = ("base", "path", "start", "end")
+
+
+def base_url(url: str) -> str:
+    """A link base that file paths can be appended to: a folder address ends with "/"
+    (`…/docs` and `…/docs/` both give `…/docs/Day26.md`)."""
+    if url and not url.endswith(("/", "=")) and not urllib.parse.urlparse(url).query:
+        return url + "/"
+    return url
+
+
+def url_problem(url: str) -> str:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return (f"must be the http(s) address of the notes folder, e.g. "
+                f"https://github.com/OWNER/REPO/blob/main/docs/ (got {url!r})")
+    return ""
+
+
+def template_problem(template: str) -> str:
+    """Why a `link` template cannot make links ("" when it can)."""
+    fields = "{base} {path} {start} {end}"
+    try:
+        used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        return f"is not a valid template ({exc}); use the fields {fields}, e.g. {{base}}{{path}}#L{{start}}-L{{end}}"
+    unknown = sorted(used - set(LINK_FIELDS))
+    if unknown:
+        names = ", ".join("{" + name + "}" for name in unknown)
+        return f"uses unknown field(s) {names}; the fields are {fields}"
+    if "path" not in used:
+        return "must contain {path} (the note's path), e.g. {base}{path}#L{start}-L{end}"
+    try:
+        template.format(base="https://example.org/", path="a.md", start=1, end=2)
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:
+        return f"cannot be filled in ({exc}); use the fields {fields} without format specifications"
+    return ""
+
+
+def _range(low: float | None, high: float | None, what: str = ""):
+    """A check that a number lies within [low, high] (None: unbounded)."""
+
+    def check(value) -> str:
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = (f"between {low} and {high}" if low is not None and high is not None
+                      else f"at least {low}" if low is not None else f"at most {high}")
+            return f"must be {bounds}{what}, got {value}"
+        return ""
+
+    return check
+
+
+# Checks of single values, by dotted key (sources.* apply to every source); each returns
+# what is wrong ("" when nothing). Applied with the value's line, when the file is read.
+CHECKS = {
+    "sources.url": url_problem,
+    "sources.link": template_problem,
+    "model.batch_size": _range(1, None),
+    "retrieval.k": _range(1, 50, " passages"),
+    "retrieval.lexical_weight": _range(0, None),
+    "retrieval.dense_weight": _range(0, None),
+    "retrieval.heading_boost": _range(0, None),
+    "retrieval.definition_boost": _range(0, None),
+    "retrieval.keep_ratio": _range(0, 1, " (a share of the best passage's score)"),
+    "retrieval.coverage_threshold": _range(0, 1, " (a share of the question's concepts)"),
+    "retrieval.gap_threshold": _range(0, 2, " (a difference of cosines)"),
+    "retrieval.gap_threshold_korean": _range(0, 2, " (a difference of cosines)"),
+    "retrieval.dense_candidates": _range(1, None),
+    "discord.cooldown_rate": _range(0, None),
+    "discord.cooldown_seconds": _range(0, None, " seconds"),
+    "watch.fetch_seconds": _range(1, None, " seconds"),
+}
