@@ -7,8 +7,9 @@
 # feedback database, heartbeat); compose.yaml mounts a volume there and your own notes read-only.
 FROM python:3.11-slim
 
-# torch==2.13.0 from PyPI is the CUDA build (+ GBs of nvidia wheels); the PyTorch CPU index serves
-# 2.13.0+cpu. Build with --build-arg TORCH_INDEX= to use pip's default index (or a mirror) instead.
+# The default model needs no torch. --build-arg INSTALL=--sbert adds sentence-transformers (other models);
+# its torch==2.13.0 then comes from the PyTorch CPU index (PyPI's is the CUDA build, + GBs of nvidia wheels).
+ARG INSTALL=
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -27,7 +28,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY scripts/install.sh scripts/install.sh
 COPY okdbot/ okdbot/
-RUN OKDBOT_VENV=/opt/okdbot OKDBOT_TORCH_INDEX="$TORCH_INDEX" sh scripts/install.sh \
+RUN OKDBOT_VENV=/opt/okdbot OKDBOT_TORCH_INDEX="$TORCH_INDEX" sh scripts/install.sh $INSTALL \
     && rm -rf build okdbot.egg-info \
     && groupadd --system --gid 10001 okdbot \
     && useradd --system --no-log-init --uid 10001 --gid okdbot --no-create-home --home-dir /nonexistent okdbot \

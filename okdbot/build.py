@@ -56,7 +56,7 @@ class BuildReport:
 
     def public(self) -> dict:
         """The documented `okdbot index --json` object."""
-        keys = ("files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model")
+        keys = ("files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model", "glossary")
         return {k: v for k, v in asdict(self).items() if k in keys}
 
 

@@ -237,9 +237,9 @@ def _print_report(report, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.public(), ensure_ascii=False), flush=True)
     else:
-        log.info("indexed %d files: %d chunks (%d embedded, %d reused, %d removed) in %.1f s → %s",
-                 report.files, report.chunks, report.embedded, report.reused, report.removed,
-                 report.seconds, report.index)
+        log.info("indexed %d files: %d chunks (%d embedded, %d reused, %d removed), %d glosses found in the "
+                 "notes, in %.1f s → %s", report.files, report.chunks, report.embedded, report.reused,
+                 report.removed, report.glossary, report.seconds, report.index)
 
 
 def _index_and_watch(settings, args) -> int:
@@ -357,7 +357,7 @@ def cmd_discord(args) -> int:
     token = discord_token()
     if token is None:
         raise ConfigError("DISCORD_TOKEN is not set; export the bot token from the Discord developer portal "
-                          "(see README, Discord) and run again")
+                          "(see docs/discord.md) and run again")
     settings = _settings(args)
     from .discord_bot import run
 

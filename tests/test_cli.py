@@ -83,8 +83,9 @@ def test_index_json_contract(first_answer, fresh_clone):
     proc = run_cli("index", "--json", cwd=fresh_clone)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model"}
+    assert set(data) == {"files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model", "glossary"}
     assert data["embedded"] == 0 and data["reused"] == data["chunks"] > 40
+    assert data["glossary"] == 4  # the note's own glosses: 지표(metric), 망(Mesh), ISV(…), OTA(Over-the-air)
 
 
 def test_index_of_a_configured_folder_by_corpus_flag_is_the_same_index(first_answer, fresh_clone):

