@@ -250,6 +250,8 @@ def rebuild_reason(manifest: dict, signature: dict) -> str:
         return f"the index was built with model {manifest.get('model')}, the config says {signature['model']}"
     if manifest.get("document_prompt", "") != signature["document_prompt"]:
         return "the model's document prompt changed"
+    if manifest.get("weights", "") != signature.get("weights", ""):
+        return "the model's weights changed (a new version of its package)"
     if manifest.get("chunker_version") != CHUNKER_VERSION:
         return f"the chunker changed (version {manifest.get('chunker_version')} → {CHUNKER_VERSION})"
     return ""

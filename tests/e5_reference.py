@@ -26,7 +26,7 @@ class ReferenceEncoder:
         return np.vstack([self.vector(QUERY_PREFIX + t) for t in texts]).astype(np.float32)
 
     def vector(self, text: str) -> np.ndarray:
-        ids = self.tokenizer.encode(text.translate(self.normalize)).ids
+        ids = self.tokenizer.encode(text.translate(self.normalize))
         hidden = self.forward(np.asarray(ids))
         pooled = hidden.mean(axis=0)
         return pooled / np.linalg.norm(pooled)

