@@ -88,6 +88,15 @@ def test_index_json_contract(first_answer, fresh_clone):
     assert data["glossary"] == 4  # the note's own glosses: 지표(metric), 망(Mesh), ISV(…), OTA(Over-the-air)
 
 
+def test_index_with_only_the_index_folder_updates_it_from_its_own_sources(first_answer, fresh_clone, tmp_path):
+    """Like `okdbot query --index DIR`, `okdbot index --index DIR` needs no config: the index
+    remembers its sources and model."""
+    proc = run_cli("index", "--index", str(fresh_clone / "index"), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["embedded"] == 0 and data["reused"] == data["chunks"] > 40 and data["removed"] == 0
+
+
 def test_index_of_a_configured_folder_by_corpus_flag_is_the_same_index(first_answer, fresh_clone):
     """`--corpus corpus` names the folder okdbot.yaml already lists: nothing is re-added."""
     proc = run_cli("index", "--corpus", "corpus", "--json", cwd=fresh_clone)
