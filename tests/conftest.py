@@ -5,6 +5,7 @@ and helpers to lay out a notes folder + config in a temporary directory."""
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -166,6 +167,103 @@ def retriever(bundled_index, model, analyzer):
     return Retriever(bundled_index.index_dir, bundled_index.retrieval, model, analyzer)
 
 
+def copy_of_bundled(bundled_index, folder: Path, analyzer) -> Path:
+    """`folder` holding a private copy of the session's bundled index and its notes
+    (notes/Day26.md, okdbot.yaml, index/ built with the real model), to change and
+    rebuild: a build there re-embeds only what changed. For tests whose first
+    build of the bundled note is only the setup. The copy is built once more in
+    place (nothing to embed), so its manifest names this folder's notes and the
+    index is up to date. The exported model's files are hard-linked, as okdbot
+    itself links an export between indexes; a test that damages them in place
+    must copy them instead (test_fastpath's copied_index)."""
+    from okdbot.build import build_index
+    from okdbot.index.generations import MODELS
+
+    source = bundled_index.config_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, folder, dirs_exist_ok=True,
+                    ignore=lambda where, names: [MODELS] if Path(where) == source / "index" else [])
+    link_export(bundled_index.index_dir / MODELS, folder / "index" / MODELS)
+
+    def nothing_to_embed():
+        raise AssertionError("the copy of the bundled index should have had every vector")
+
+    build_index(settings_for(folder), nothing_to_embed, analyzer=analyzer, progress=False)
+    return folder
+
+
+def link_export(models: Path, target: Path) -> None:
+    """Hard-link (else copy) the exported models of `models` into `target`."""
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(models, target, copy_function=link_or_copy, dirs_exist_ok=True)
+
+
+def indexed_copy(bundled_index, folder: Path, model, analyzer, extra: dict[str, str]):
+    """What indexed_notes(folder, model, analyzer, extra) gives, made from a copy of the
+    session's bundled index: only the `extra` notes are embedded."""
+    from okdbot.build import build_index
+
+    copy_of_bundled(bundled_index, folder, analyzer)
+    for name, text in extra.items():
+        (folder / "notes" / name).write_text(text, encoding="utf-8")
+    settings = settings_for(folder)
+    build_index(settings, lambda: model, analyzer=analyzer, progress=False)
+    return settings
+
+
+@pytest.fixture
+def indexed_workspace(bundled_index, tmp_path, analyzer):
+    """The `workspace` layout (notes/Day26.md, okdbot.yaml) with its index already
+    built by the real model: a copy of the session's bundled index."""
+    return copy_of_bundled(bundled_index, tmp_path, analyzer)
+
+
+# ------------------------------------------------------------ Discord
+
+ROLE = "<@&123456789012345678>"
+RELEASE_LINK = "[the release page](https://evil.example/okd-releases)"  # a masked link in a note
+
+
+def team_note() -> str:
+    """A note with pinging text, one 4,000+ character section holding a code fence,
+    and a masked link."""
+    steps = [f"  - Upgrade step {n}: check that every node reports Ready, drain the workers one at a time, "
+             f"watch the cluster operators and confirm the upgrade channel before going on to step {n + 1}"
+             for n in range(1, 23)]
+    fence = ["  ```sh", *[f"  oc adm upgrade --to-latest=true --allow-explicit-upgrade  # upgrade run {i}"
+                          for i in range(1, 13)], "  ```"]
+    return "\n".join([
+        "# Team runbook", "",
+        "## Announcements",
+        f"- 점검 공지는 @everyone 멘션과 {ROLE} 역할 멘션으로 알린다",
+        "- Maintenance windows are announced to @everyone and @here in the ops channel", "",
+        "## Upgrade checklist",
+        "- Upgrade checklist for the cluster upgrade:", *steps[:3], *fence, *steps[3:], "",
+        "## Release notes",
+        f"- Release notes of every OKD version are published on {RELEASE_LINK}", ""])
+
+
+@pytest.fixture(scope="session")
+def discord_notes(tmp_path_factory, bundled_index, model, analyzer):
+    """The bundled note plus the team note, indexed once with the real model for every
+    Discord test module. Read-only: each test has its own settings and feedback database
+    (tests/test_discord.py's `settings`), and tests that rebuild make their own index."""
+    return indexed_copy(bundled_index, tmp_path_factory.mktemp("discord-notes"), model, analyzer,
+                        {"team.md": team_note()})
+
+
+@pytest.fixture(scope="session")
+def discord_retriever(discord_notes, model, analyzer):
+    from okdbot.retrieve import Retriever
+
+    return Retriever(discord_notes.index_dir, discord_notes.retrieval, model, analyzer)
+
+
 def run_cli(*args, cwd: Path, stdin: str | bytes | None = None, timeout: float = 300, env: dict | None = None,
             **popen):
     """Run `python -m okdbot ARGS` in a fresh process, as a user would (stdin
@@ -178,6 +276,41 @@ def run_cli(*args, cwd: Path, stdin: str | bytes | None = None, timeout: float =
     proc.stdout = proc.stdout.decode("utf-8", errors="replace")
     proc.stderr = proc.stderr.decode("utf-8", errors="replace")
     return proc
+
+
+@pytest.fixture
+def okdbot_cli(monkeypatch, capfd, quiet_loggers):
+    """`okdbot ARGS` run in this process (okdbot.cli.main), with cwd, stdin and environment
+    as run_cli takes them, and the same result (returncode, stdout, stderr; the streams
+    captured at the file descriptors, so a library writing to them is caught too).
+
+    For tests of what a command prints and exits with, where a fresh process is not
+    the point; run_cli starts one where it is (start-up, imports, environment,
+    signals, privileges, the exit without teardown)."""
+    from okdbot import cli
+
+    def run(*args, cwd: Path, stdin: str | bytes | None = None, env: dict | None = None):
+        root = logging.getLogger()
+        level = root.level  # -q raises the root logger's level: not for the rest of the session
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd)
+            for key in ("OKDBOT_CONFIG", "OKDBOT_INDEX", "OKDBOT_DATA"):
+                patch.delenv(key, raising=False)
+            for key, value in {"HF_HUB_OFFLINE": "1", **(env or {})}.items():
+                patch.setenv(key, value)
+            raw = stdin.encode() if isinstance(stdin, str) else stdin or b""
+            patch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))
+            capfd.readouterr()
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exc:  # argparse: --help, usage errors
+                code = exc.code
+            finally:
+                root.setLevel(level)
+            out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(["okdbot", *args], code, out, err)
+
+    return run
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from okdbot.answer import quote_lines, to_text
 from okdbot.errors import BadQuestion
 from okdbot.retrieve import Retriever
 
-from .conftest import BUNDLED_NOTE, indexed_notes
+from .conftest import BUNDLED_NOTE, indexed_copy
 
 # Paraphrases that share no content word with the line that answers them (the test checks that),
 # in Korean and in English about the Korean note: only the multilingual dense side can find them.
@@ -55,10 +55,10 @@ def test_a_question_the_notes_do_not_cover_is_declined_with_nearest_sections(ret
     assert ("찾지 못했습니다" if result.korean else "couldn't find") in to_text(result)
 
 
-def test_long_passages_are_trimmed_to_relevant_lines(tmp_path, model, analyzer):
+def test_long_passages_are_trimmed_to_relevant_lines(bundled_index, tmp_path, model, analyzer):
     tools = ["- 모니터링 도구 모음"] + [f"    - 도구{i} : 평범한 설명 {i}" for i in range(12)]
     tools[7] = "    - Zabbix : 서버 상태를 감시하는 도구"
-    settings = indexed_notes(tmp_path, model, analyzer, {"Tools.md": "# 도구\n" + "\n".join(tools) + "\n"})
+    settings = indexed_copy(bundled_index, tmp_path, model, analyzer, {"Tools.md": "# 도구\n" + "\n".join(tools) + "\n"})
     top = Retriever(settings.index_dir, settings.retrieval, model, analyzer).search("Zabbix가 뭐야?").passages[0]
     assert top.file == "Tools.md" and top.end_line - top.start_line + 1 == len(tools)
     shown = quote_lines(top, 3)
@@ -78,25 +78,25 @@ def test_asking_what_something_is_quotes_its_definition_first(retriever, questio
     assert first.lines[0].text.startswith(definition), [line.text for line in first.lines]
 
 
-def _metallb_notes(tmp_path, model, analyzer):
+@pytest.fixture(scope="module")
+def metallb(tmp_path_factory, bundled_index, model, analyzer):
+    """The bundled note plus a MetalLB note, indexed once for the module (read-only)."""
     metallb = "\n".join([
         "# Day42", "## MetalLB", "### MetalLB란?", "- 베어메탈 클러스터에 로드 밸런서 서비스를 제공하는 도구", "",
         "### MetalLB 설치", "- MetalLB 설치: kubectl apply로 MetalLB manifest를 적용해서 MetalLB를 띄운다",
         "- MetalLB 주소 풀은 ConfigMap에 적고 MetalLB speaker가 알린다", "",
         "### MetalLB 모드", "- MetalLB L2 모드와 BGP 모드: MetalLB가 주소를 알리는 두 방법", ""])
-    return indexed_notes(tmp_path, model, analyzer, {"Day42.md": metallb})
+    return indexed_copy(bundled_index, tmp_path_factory.mktemp("metallb"), model, analyzer, {"Day42.md": metallb})
 
 
-def test_a_section_titled_with_the_term_defines_it(tmp_path, model, analyzer):
-    settings = _metallb_notes(tmp_path, model, analyzer)
-    retriever = Retriever(settings.index_dir, settings.retrieval, model, analyzer)
+def test_a_section_titled_with_the_term_defines_it(metallb, model, analyzer):
+    retriever = Retriever(metallb.index_dir, metallb.retrieval, model, analyzer)
     assert retriever.search("what is MetalLB").passages[0].heading.endswith("MetalLB > MetalLB란?")
 
 
 @pytest.mark.parametrize("question", ["What is MetalLB?", "MetalLB가 뭐야?", "MetalLB 설치는?", "Skopeo가 뭐야?"])
-def test_asking_for_more_passages_never_changes_the_first_ones(tmp_path, model, analyzer, question):
-    settings = _metallb_notes(tmp_path, model, analyzer)
-    retriever = Retriever(settings.index_dir, settings.retrieval, model, analyzer)
+def test_asking_for_more_passages_never_changes_the_first_ones(metallb, model, analyzer, question):
+    retriever = Retriever(metallb.index_dir, metallb.retrieval, model, analyzer)
     shown = {k: [(p.file, p.start_line, p.end_line) for p in retriever.search(question, k=k).passages]
              for k in (1, 2, 3, 5, 10)}
     for k, passages in shown.items():

@@ -29,45 +29,24 @@ from okdbot.errors import IndexMissing
 from okdbot.feedback import FeedbackStore
 from okdbot.retrieve import Retriever
 
-from .conftest import NOTE_URL, indexed_notes, run_cli, settings_for, write_config
+from .conftest import NOTE_URL, RELEASE_LINK, ROLE, run_cli, settings_for, write_config  # noqa: F401
 from .discord_limits import assert_within_limits
 
 GUILD_ID = 1_100_000_000_000_000_000  # pinned: setup_hook syncs /ask to this guild
-ROLE = "<@&123456789012345678>"
 SKOPEO_KO = "컨테이너 이미지를 저장소 간에 복사하는 도구는?"
 UNANSWERABLE = "오늘 점심 메뉴 추천해줘"
 VOTE = re.compile(r"okdbot:vote:(up|down):(\d+)")
-RELEASE_LINK = "[the release page](https://evil.example/okd-releases)"  # a masked link in a note
 
 
-def team_note() -> str:
-    """A note with pinging text, one 4,000+ character section holding a code fence,
-    and a masked link."""
-    steps = [f"  - Upgrade step {n}: check that every node reports Ready, drain the workers one at a time, "
-             f"watch the cluster operators and confirm the upgrade channel before going on to step {n + 1}"
-             for n in range(1, 23)]
-    fence = ["  ```sh", *[f"  oc adm upgrade --to-latest=true --allow-explicit-upgrade  # upgrade run {i}"
-                          for i in range(1, 13)], "  ```"]
-    return "\n".join([
-        "# Team runbook", "",
-        "## Announcements",
-        f"- 점검 공지는 @everyone 멘션과 {ROLE} 역할 멘션으로 알린다",
-        "- Maintenance windows are announced to @everyone and @here in the ops channel", "",
-        "## Upgrade checklist",
-        "- Upgrade checklist for the cluster upgrade:", *steps[:3], *fence, *steps[3:], "",
-        "## Release notes",
-        f"- Release notes of every OKD version are published on {RELEASE_LINK}", ""])
+@pytest.fixture
+def notes(discord_notes):
+    """The bundled note plus the team note (conftest's team_note), indexed once per session."""
+    return discord_notes
 
 
-@pytest.fixture(scope="module")
-def notes(tmp_path_factory, model, analyzer):
-    """The bundled note plus the team note, indexed once with the real model."""
-    return indexed_notes(tmp_path_factory.mktemp("discord-notes"), model, analyzer, {"team.md": team_note()})
-
-
-@pytest.fixture(scope="module")
-def retriever(notes, model, analyzer):
-    return Retriever(notes.index_dir, notes.retrieval, model, analyzer)
+@pytest.fixture
+def retriever(discord_retriever):
+    return discord_retriever
 
 
 def bot_settings(settings, folder: Path, **discord_options):

@@ -1,4 +1,6 @@
-"""`okdbot doctor` as an operator runs it: a fresh process, the real model and index."""
+"""`okdbot doctor` as an operator runs it: the real model and index; in a fresh process
+where the environment or the privileges it runs with are the point (no token, an
+unreadable note), else in this process (okdbot_cli)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ def _no_crash(proc):
     assert proc.returncode in (0, 1), proc.stderr
 
 
-def test_stale_index_is_detected_and_every_stale_file_listed(workspace, model, analyzer):
+def test_stale_index_is_detected_and_every_stale_file_listed(indexed_workspace, model, analyzer, okdbot_cli):
+    workspace = indexed_workspace
     notes = workspace / "notes"
     (notes / "gone.md").write_text("# Gone\n\n- Zookeeper : 분산 코디네이션\n", encoding="utf-8")
     _build(workspace, model, analyzer)
@@ -35,7 +38,7 @@ def test_stale_index_is_detected_and_every_stale_file_listed(workspace, model, a
     (notes / "sub").mkdir()
     (notes / "sub" / "added.md").write_text("# Added\n\n- Quay : 이미지 레지스트리\n", encoding="utf-8")
 
-    proc = run_cli("doctor", "--no-discord", cwd=workspace)
+    proc = okdbot_cli("doctor", "--no-discord", cwd=workspace)
     _no_crash(proc)
     assert proc.returncode == 1
     out = proc.stdout
@@ -45,8 +48,8 @@ def test_stale_index_is_detected_and_every_stale_file_listed(workspace, model, a
     assert "run `okdbot index`" in out
     assert "1 problem(s) found" in out
 
-    assert run_cli("index", "-q", cwd=workspace).returncode == 0
-    proc = run_cli("doctor", "--no-discord", "--json", cwd=workspace)
+    assert okdbot_cli("index", "-q", cwd=workspace).returncode == 0
+    proc = okdbot_cli("doctor", "--no-discord", "--json", cwd=workspace)
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["ok"] is True, proc.stdout
     assert any(c["area"] == "index" and "up to date" in c["summary"] for c in report["checks"])
@@ -66,10 +69,10 @@ def test_missing_token_and_missing_index_are_reported_without_crashing(workspace
     assert "2 problem(s) found" in proc.stdout
 
 
-def test_a_present_token_is_never_printed(workspace, model, analyzer):
-    _build(workspace, model, analyzer)
+def test_a_present_token_is_never_printed(indexed_workspace, okdbot_cli):
+    workspace = indexed_workspace
     for args in (["doctor", "-v"], ["doctor", "--json"]):
-        proc = run_cli(*args, cwd=workspace, env={"DISCORD_TOKEN": FAKE_TOKEN})
+        proc = okdbot_cli(*args, cwd=workspace, env={"DISCORD_TOKEN": FAKE_TOKEN})
         _no_crash(proc)
         assert proc.returncode == 0, proc.stdout
         text = proc.stdout + proc.stderr
@@ -100,8 +103,8 @@ def _unreadable_runner() -> list[str]:
     return prefix
 
 
-def test_an_unreadable_note_is_named_with_the_reason(workspace, model, analyzer):
-    _build(workspace, model, analyzer)
+def test_an_unreadable_note_is_named_with_the_reason(indexed_workspace):
+    workspace = indexed_workspace
     secret = workspace / "notes" / "secret.md"
     secret.write_text("# Secret\n\n- 비밀 : 읽을 수 없는 노트\n", encoding="utf-8")
     secret.chmod(0)

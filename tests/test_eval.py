@@ -21,7 +21,7 @@ from okdbot.lexical import Analyzer, LexicalIndex
 from okdbot.retrieve import Retriever
 from okdbot.synonyms import load_synonyms
 
-from .conftest import BUNDLED_NOTE, ROOT, SHARED_CORPORA, run_cli
+from .conftest import BUNDLED_NOTE, ROOT, SHARED_CORPORA
 
 NOTE_TEXT = BUNDLED_NOTE.read_text(encoding="utf-8")
 
@@ -118,15 +118,14 @@ def _lexical_top(settings, model, analyzer, question):
     return [line.text for line in result.passages[0].lines] if result.passages else []
 
 
-def test_the_synonyms_file_is_read_at_build_and_travels_with_the_index(tmp_path, model, analyzer):
+def test_the_synonyms_file_is_read_at_build_and_travels_with_the_index(bundled_index, tmp_path, model, analyzer):
     from okdbot.build import build_index
     from okdbot.freshness import check_freshness
 
-    from .conftest import indexed_notes
+    from .conftest import copy_of_bundled, settings_for
 
     synonyms = _write(tmp_path, "synonyms.yaml", "- [image, 이미지]\n")
-    (tmp_path / "a").mkdir()
-    settings = indexed_notes(tmp_path / "a", model, analyzer)
+    settings = settings_for(copy_of_bundled(bundled_index, tmp_path / "a", analyzer))
     settings = replace(settings, retrieval=replace(settings.retrieval, synonyms=synonyms))
     build_index(settings, lambda: model, analyzer=analyzer, progress=False)
     assert not any("Skopeo :" in line for line in _lexical_top(settings, model, analyzer, QUESTION))
@@ -140,13 +139,14 @@ def test_the_synonyms_file_is_read_at_build_and_travels_with_the_index(tmp_path,
     assert any("Skopeo :" in line for line in _lexical_top(settings, model, analyzer, QUESTION))
 
 
-def test_glosses_the_notes_write_join_the_glossary(tmp_path, model, analyzer):
+def test_glosses_the_notes_write_join_the_glossary(bundled_index, tmp_path, model, analyzer):
     from okdbot.index.reader import live_manifest
 
-    from .conftest import indexed_notes
+    from .conftest import indexed_copy
 
-    settings = indexed_notes(tmp_path, model, analyzer, {"Day9.md": "# Day9\n- 가용성 높이려면 SPOF(Single Point Of Failure)를 없앤다\n"
-                                                                    "- 모든 지표(metric)는 스크레이핑으로 모은다\n"})
+    settings = indexed_copy(bundled_index, tmp_path, model, analyzer,
+                            {"Day9.md": "# Day9\n- 가용성 높이려면 SPOF(Single Point Of Failure)를 없앤다\n"
+                                        "- 모든 지표(metric)는 스크레이핑으로 모은다\n"})
     glossary = live_manifest(settings.index_dir)["glossary"]
     mined = [g for g in glossary["groups"] if len(glossary["groups"]) - glossary["mined"] <= glossary["groups"].index(g)]
     assert ["SPOF", "Single Point Of Failure"] in mined and ["지표", "metric"] in mined
@@ -339,15 +339,15 @@ def test_follow_ups_are_answered_from_the_conversation(bundled_index, model):
 
 # ---------------------------------------------------------------- the command
 
-def test_eval_command_prints_json_and_fails_fast_on_a_bad_file(tmp_path):
+def test_eval_command_prints_json_and_fails_fast_on_a_bad_file(tmp_path, okdbot_cli):
     shutil.copy(ROOT / "okdbot.yaml", tmp_path / "okdbot.yaml")
     shutil.copytree(ROOT / "corpus", tmp_path / "corpus")
     bad = _write(tmp_path, "bad.yaml", "questions:\n  - q: hi\n")
-    proc = run_cli("eval", str(bad), cwd=tmp_path)
+    proc = okdbot_cli("eval", str(bad), cwd=tmp_path)
     assert proc.returncode == 2 and "bad.yaml:2" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "index").exists()  # failed before building or loading anything
     tiny = _write(tmp_path, "tiny.yaml", TINY)
-    proc = run_cli("eval", str(tiny), "--json", "-k", "3", cwd=tmp_path)
+    proc = okdbot_cli("eval", str(tiny), "--json", "-k", "3", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["k"] == 3 and data["slices"]["all"]["questions"] == 6
