@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 _LATIN = re.compile(r"[A-Za-z]")
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Result:
 
 
 def is_korean(text: str) -> bool:
-    """Mostly Hangul (more Hangul syllables than Latin letters)."""
-    hangul = sum(1 for ch in text if "\uac00" <= ch <= "\ud7a3")
-    return hangul > 0 and hangul >= len(_LATIN.findall(text))
+    """Written in Korean: at least as many words hold Hangul as hold only Latin letters
+    ("Skopeo가 뭐야?" is Korean about an English name; "what is 쿠버네티스" is English)."""
+    words = text.split()
+    hangul = sum(1 for w in words if _HANGUL.search(w))
+    return hangul > 0 and hangul >= sum(1 for w in words if not _HANGUL.search(w) and _LATIN.search(w))

@@ -53,18 +53,19 @@ def test_the_answer_log_line_has_the_numbers_and_never_the_question(retriever):
     assert "lang=en" in english and "answered=no" in english and "hits=0" in english
 
 
-def test_verbose_and_quiet_work_before_or_after_every_command(bundled_index, tmp_path):
-    config = str(bundled_index.config_path)
-    quiet = run_cli("-q", "index", "--config", config, cwd=tmp_path)
+def test_verbose_and_quiet_work_before_or_after_every_command(indexed_workspace, tmp_path_factory, okdbot_cli):
+    config = str(indexed_workspace / "okdbot.yaml")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    quiet = okdbot_cli("-q", "index", "--config", config, cwd=elsewhere)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
-    assert run_cli("index", "--quiet", "--config", config, cwd=tmp_path).stderr == ""
-    normal = run_cli("query", "--config", config, SKOPEO_Q, cwd=tmp_path)
+    assert okdbot_cli("index", "--quiet", "--config", config, cwd=elsewhere).stderr == ""
+    normal = okdbot_cli("query", "--config", config, SKOPEO_Q, cwd=elsewhere)
     assert normal.returncode == 0 and "answer q_chars" not in normal.stderr and SKOPEO_Q not in normal.stderr
-    verbose = run_cli("query", "-v", "--config", config, SKOPEO_Q, cwd=tmp_path)
-    assert "okdbot: debug: answer q_chars=11 lang=en" in verbose.stderr
+    verbose = okdbot_cli("query", "-v", "--config", config, SKOPEO_Q, cwd=elsewhere)
+    assert "okdbot: debug: answer q_chars=11 lang=ko" in verbose.stderr  # Korean about an English name
     assert f"okdbot: debug: question: {SKOPEO_Q}" in verbose.stderr  # the text only at DEBUG
-    assert run_cli("--verbose", "health", "--heartbeat", str(tmp_path / "none"), cwd=tmp_path).returncode == 1
-    doctor = run_cli("doctor", "-q", "--json", "--no-discord", "--config", config, cwd=tmp_path)
+    assert okdbot_cli("--verbose", "health", "--heartbeat", str(elsewhere / "none"), cwd=elsewhere).returncode == 1
+    doctor = okdbot_cli("doctor", "-q", "--json", "--no-discord", "--config", config, cwd=elsewhere)
     assert json.loads(doctor.stdout)["ok"] is True and doctor.stderr == ""
 
 
