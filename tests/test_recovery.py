@@ -56,23 +56,16 @@ def built(workspace, analyzer):
     return workspace, fake
 
 
-@pytest.fixture
-def really_built(workspace, model, analyzer):
-    """Indexed with the real model: `okdbot query` answers from it as a user's index."""
-    _build(workspace, model, analyzer)
-    return workspace
-
-
-def test_a_bad_byte_in_current_is_one_line_for_query(built):
+def test_a_bad_byte_in_current_is_one_line_for_query(built, okdbot_cli):
     folder, _ = built
     (folder / "index" / "CURRENT").write_bytes(b"gen-2025\xff\xfe\n")
-    one_error_line(run_cli("query", "Skopeo가 뭐야?", cwd=folder), "CURRENT", "okdbot index --full")
+    one_error_line(okdbot_cli("query", "Skopeo가 뭐야?", cwd=folder), "CURRENT", "okdbot index --full")
 
 
-def test_doctor_reports_a_bad_current_as_a_failed_check(built):
+def test_doctor_reports_a_bad_current_as_a_failed_check(built, okdbot_cli):
     folder, _ = built
     (folder / "index" / "CURRENT").write_bytes(b"\xff")
-    proc = run_cli("doctor", "--no-discord", "--json", cwd=folder)
+    proc = okdbot_cli("doctor", "--no-discord", "--json", cwd=folder)
     assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr
     index = [c for c in json.loads(proc.stdout)["checks"] if c["area"] == "index"]
     assert index[0]["status"] == "FAIL" and "CURRENT" in index[0]["summary"]
@@ -137,10 +130,10 @@ def test_an_intact_live_generation_is_still_reused(built, analyzer):
     assert not report.full and report.embedded == 0 and fake.embedded == []
 
 
-def test_a_stdin_line_that_is_not_utf8_gets_its_own_error_and_the_batch_goes_on(really_built):
-    folder = really_built
+def test_a_stdin_line_that_is_not_utf8_gets_its_own_error_and_the_batch_goes_on(indexed_workspace, okdbot_cli):
+    folder = indexed_workspace  # indexed with the real model: `okdbot query` answers from it as a user's index
     stdin = "Skopeo가 뭐야?\n".encode() + b"caf\xe9 \xff\xfe?\n" + "로그 데이터를 수집하는 도구는?\n".encode()
-    proc = run_cli("query", "--json", cwd=folder, stdin=stdin)
+    proc = okdbot_cli("query", "--json", cwd=folder, stdin=stdin)
     assert proc.returncode == 1, proc.stderr
     assert "internal error" not in proc.stderr
     answers = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -153,22 +146,10 @@ def test_a_stdin_line_that_is_not_utf8_gets_its_own_error_and_the_batch_goes_on(
 
 # --- the system refusing a path: one line naming it, exit 1 ---------------------------------
 
-def _fake_built(folder, analyzer, embedder=None):
-    """folder/notes/Day26.md and folder/okdbot.yaml, indexed (with a stand-in embedder by default)."""
-    import shutil
+def test_a_read_only_index_folder_is_one_line_naming_it_and_still_answers(shared_tmp, bundled_index, analyzer):
+    from .conftest import as_user, copy_of_bundled, read_only
 
-    from .conftest import BUNDLED_NOTE, write_config
-
-    (folder / "notes").mkdir()
-    shutil.copy(BUNDLED_NOTE, folder / "notes" / "Day26.md")
-    write_config(folder)
-    _build(folder, embedder or CountingEmbedder(), analyzer)
-
-
-def test_a_read_only_index_folder_is_one_line_naming_it_and_still_answers(shared_tmp, model, analyzer):
-    from .conftest import as_user, read_only
-
-    _fake_built(shared_tmp, analyzer, model)
+    copy_of_bundled(bundled_index, shared_tmp, analyzer)  # indexed with the real model
     index = shared_tmp / "index"
     with open(shared_tmp / "notes" / "Day26.md", "a", encoding="utf-8") as note:
         note.write("\n- Quay : 레지스트리\n")
@@ -183,10 +164,10 @@ def test_a_read_only_index_folder_is_one_line_naming_it_and_still_answers(shared
 
 
 @pytest.mark.parametrize("command", [["index"], ["query", "Skopeo가 뭐야?"]])
-def test_index_naming_a_file_is_one_line_naming_it(built, command):
+def test_index_naming_a_file_is_one_line_naming_it(built, command, okdbot_cli):
     folder, _ = built
     note = folder / "notes" / "Day26.md"
-    one_error_line(run_cli(*command, "--index", str(note), cwd=folder), str(note), "a file is in the way")
+    one_error_line(okdbot_cli(*command, "--index", str(note), cwd=folder), str(note), "a file is in the way")
 
 
 @pytest.fixture
@@ -230,7 +211,8 @@ def test_a_full_disk_is_one_error_naming_the_index_and_the_live_index_stays(smal
 
 # --- hostile or unusual notes: skipped with a warning that says what to do, the rest indexed ---
 
-def test_a_symlink_out_of_the_source_folder_is_skipped_with_a_warning(workspace, analyzer, tmp_path_factory, caplog):
+def test_a_symlink_out_of_the_source_folder_is_skipped_with_a_warning(workspace, analyzer, tmp_path_factory, caplog,
+                                                                       okdbot_cli):
     secret = tmp_path_factory.mktemp("elsewhere") / "secret.md"
     secret.write_text("# Secret\n\n- password : hunter2-do-not-quote\n", encoding="utf-8")
     (workspace / "notes" / "leak.md").symlink_to(secret)
@@ -243,7 +225,7 @@ def test_a_symlink_out_of_the_source_folder_is_skipped_with_a_warning(workspace,
     reader = open_index(workspace / "index")
     assert not any("hunter2" in c.text for c in reader.chunks)
     assert {c.file for c in reader.chunks} == {"Day26.md", "inside.md"} and report.skipped == 1
-    doctor = run_cli("doctor", "--no-discord", "--json", cwd=workspace)
+    doctor = okdbot_cli("doctor", "--no-discord", "--json", cwd=workspace)
     corpus = [c for c in json.loads(doctor.stdout)["checks"] if c["area"] == "corpus" and c["status"] == "FAIL"]
     assert corpus and any("leak.md" in d and "outside" in d for d in corpus[0]["details"])
 
@@ -283,9 +265,9 @@ def test_a_huge_file_is_skipped_unread(workspace, analyzer, caplog):
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
-def test_a_utf16_note_is_named_with_re_save_as_utf8(workspace, encoding):
+def test_a_utf16_note_is_named_with_re_save_as_utf8(workspace, encoding, okdbot_cli):
     (workspace / "notes" / "windows.md").write_bytes("# 메모\n\n- Windows note\n".encode(encoding))
-    proc = run_cli("doctor", "--no-discord", "--json", cwd=workspace)
+    proc = okdbot_cli("doctor", "--no-discord", "--json", cwd=workspace)
     corpus = [c for c in json.loads(proc.stdout)["checks"] if c["area"] == "corpus" and c["status"] == "FAIL"]
     assert corpus and corpus[0]["details"] == ["notes/windows.md: UTF-16 text, not UTF-8; re-save it as UTF-8"]
 

@@ -1,8 +1,9 @@
 """Watch mode: edits, renames, deletes and bursts of saves reach the answers.
 
 One `okdbot index --watch` process (real model, real files, real inotify)
-serves the whole module, like a long-running service; each test starts from
-the bundled note alone with a fresh index. A Retriever in this process plays
+serves the whole module, like a long-running service; it starts on a copy of
+the session's bundled index, and each test starts from the bundled note alone
+with the index caught up. A Retriever in this process plays
 the running bot: it only follows the generations the watcher publishes.
 """
 
@@ -21,7 +22,7 @@ import pytest
 from okdbot.freshness import check_freshness
 from okdbot.retrieve import Retriever
 
-from .conftest import BUNDLED_NOTE, ROOT, settings_for, write_config
+from .conftest import BUNDLED_NOTE, ROOT, copy_of_bundled, settings_for, write_config
 
 SKOPEO_Q = "Skopeo가 뭐야?"
 ZOOKEEPER_NOTE = "# Day99\n\n## 분산 시스템\n\n- Zookeeper : 분산 코디네이션 서비스, 설정 정보와 리더 선출을 관리\n"
@@ -64,11 +65,8 @@ class Watcher:
 
 
 @pytest.fixture(scope="module")
-def watched(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("watched")
-    (folder / "notes").mkdir()
-    shutil.copy(BUNDLED_NOTE, folder / "notes" / "Day26.md")
-    write_config(folder)
+def watched(tmp_path_factory, bundled_index, analyzer):
+    folder = copy_of_bundled(bundled_index, tmp_path_factory.mktemp("watched"), analyzer)
     watcher = Watcher(folder)
     watcher.wait_for("watching", timeout=300)
     yield folder, watcher
