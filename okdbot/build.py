@@ -32,7 +32,8 @@ from .gitnotes import fetch_sources, pins
 from .glossary import Glossary, build_glossary, read_glossary_file
 from .ingest import Skipped, read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
-from .index.chunks import DATABASE, WINDOWS, stored_keys, stored_line_tokens, stored_tokens, stored_vectors
+from .index.chunks import (DATABASE, WINDOWS, stored_chunks, stored_keys, stored_line_tokens, stored_tokens,
+                           stored_vectors)
 from .index.generations import GenerationWriter, build_lock, read_current
 from .index.reader import generation_damage, read_manifest, stored_heading_tokens
 
@@ -75,12 +76,12 @@ def build_index(
     synonyms_file, synonyms = read_glossary_file(settings.retrieval.synonyms)  # a bad file fails before any work
     fetch_sources(settings.sources, update=False)  # a git: source's first clone
     notes, skipped = read_notes(settings.sources)
-    chunks = [c for note in notes for c in chunk_note(note.source.name, note.path, note.text)]
     signature = model_signature(settings.model)
     analyzer = analyzer or Analyzer()
     index_dir = settings.index_dir
     with _storage(index_dir), build_lock(index_dir):
         old = _reuse(index_dir, signature, full)
+        chunks = _chunks(notes, old)
         vectors = stored_vectors(old.path) if old.vectors else {}
         tokens = stored_tokens(old.path) if old.tokens else {}
 
@@ -265,6 +266,22 @@ def _line_tokens(notes, known: dict[str, list[str]], analyzer: Analyzer) -> dict
     missing = [line for line in lines if line not in known]
     found = dict(zip(missing, analyzer.tokens_many(missing)))
     return {line: known[line] if line in known else found[line] for line in lines}
+
+
+def _chunks(notes, old: "_Reuse") -> list[Chunk]:
+    """Every note's chunks: those of a note unchanged since the live generation are read
+    from it (parsing 44 notes' Markdown takes most of a second), the rest are chunked."""
+    kept = stored_chunks(old.path) if old.vectors else {}
+    indexed = old.manifest.get("notes", {}) if old.vectors else {}
+    out: list[Chunk] = []
+    for note in notes:
+        stored = kept.get((note.source.name, note.path))
+        if stored and indexed.get(f"{note.source.name}/{note.path}") == note.sha256:
+            out += [Chunk(note.source.name, note.path, heading, start, end, text, int(key.rsplit("#", 1)[1]))
+                    for key, heading, start, end, text in stored]
+        else:
+            out += chunk_note(note.source.name, note.path, note.text)
+    return out
 
 
 def _sbert_export(settings: Settings, embedder: Embedder | None) -> dict | None:

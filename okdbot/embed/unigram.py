@@ -46,13 +46,17 @@ class UnigramTokenizer:
         self.longest = max(len(p) for p in pieces)
 
     def encode(self, text: str) -> list[int]:
+        return [self.bos] + self.pieces(text)[: self.max_tokens - 2] + [self.eos]
+
+    def pieces(self, text: str) -> list[int]:
+        """The ids of `text`'s pieces, without <s> and </s> and however many."""
         text = _SPACES.sub(" ", text).replace(" ", METASPACE)
         if not text.startswith(METASPACE):
             text = METASPACE + text
-        out = [self.bos]
+        out: list[int] = []
         for word in _WORDS.findall(text):
             out += self._word(word)
-        return out[: self.max_tokens - 1] + [self.eos]
+        return out
 
     def _word(self, word: str) -> list[int]:
         """The best-scoring segmentation of one word (Viterbi over its characters)."""

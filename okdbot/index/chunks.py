@@ -178,3 +178,14 @@ def stored_keys(generation: Path) -> list[str]:
 def stored_tokens(generation: Path) -> dict[str, list[str]]:
     """chunk hash → lexical tokens of a published generation (for reuse)."""
     return {h: json.loads(t) for h, t in _rows(generation, "SELECT hash, tokens FROM chunks")}
+
+
+def stored_chunks(generation: Path) -> dict[tuple[str, str], list[tuple]]:
+    """(source, file) → its chunks' (key, heading, start line, end line, text), in order, of a
+    published generation: an unchanged note need not be chunked again."""
+    out: dict[tuple[str, str], list[tuple]] = {}
+    for source, file, key, heading, start, end, text in _rows(
+            generation, "SELECT source, file, key, heading, start_line, end_line, text FROM chunks ORDER BY row"):
+        out.setdefault((source, file), []).append((key, heading, start, end, text))
+    return out
+
