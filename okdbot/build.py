@@ -84,6 +84,11 @@ def build_index(
         chunks = _chunks(notes, old)
         vectors = stored_vectors(old.path) if old.vectors else {}
         tokens = stored_tokens(old.path) if old.tokens else {}
+        known_lines = stored_line_tokens(old.path) if old.tokens else {}
+        known_headings = stored_heading_tokens(old.path) if old.tokens else {}
+        # Kiwi takes a second to load: it analyses the new texts in a child process meanwhile
+        analyzer.prefetch([c.embed_text for c in chunks if c.hash not in tokens] + _new_lines(notes, known_lines)
+                          + [c.heading for c in chunks if c.heading not in known_headings])
 
         todo = list({c.hash: c for c in chunks if c.hash not in vectors}.values())
         backend = backend_for(settings.model)
@@ -98,7 +103,7 @@ def build_index(
         if missing:
             tokens.update(zip((c.hash for c in missing), analyzer.tokens_many([c.embed_text for c in missing])))
 
-        line_tokens = _line_tokens(notes, stored_line_tokens(old.path) if old.tokens else {}, analyzer)
+        line_tokens = _line_tokens(notes, known_lines, analyzer)
         glossary = build_glossary(synonyms, (n.text for n in notes), analyzer.tokens, synonyms_file,
                                   known=Glossary.from_json(old.manifest.get("glossary")).tokens if old.tokens else {})
         if backend.exports_from_embedder:
@@ -109,8 +114,7 @@ def build_index(
         try:
             writer.add_notes([(n.source.name, n.path, n.text) for n in notes])
             writer.add_line_tokens(line_tokens)
-            _write(writer, chunks, vectors, tokens, model["dim"], settings, analyzer,
-                   stored_heading_tokens(old.path) if old.tokens else {})
+            _write(writer, chunks, vectors, tokens, model["dim"], settings, analyzer, known_headings)
             embedded_hashes = {c.hash for c in todo}
             report = BuildReport(
                 files=len(notes), chunks=len(chunks),
@@ -262,10 +266,16 @@ def _line_tokens(notes, known: dict[str, list[str]], analyzer: Analyzer) -> dict
     """Tokens of every distinct non-blank note line (reused by text from the
     previous generation), so a query marks the relevant lines of a quote
     without analysing them."""
-    lines = {line for note in notes for line in note.text.split("\n") if line.strip()}
-    missing = [line for line in lines if line not in known]
+    missing = _new_lines(notes, known)
     found = dict(zip(missing, analyzer.tokens_many(missing)))
-    return {line: known[line] if line in known else found[line] for line in lines}
+    return {line: known[line] if line in known else found[line]
+            for line in {line for note in notes for line in note.text.split("\n") if line.strip()}}
+
+
+def _new_lines(notes, known: dict[str, list[str]]) -> list[str]:
+    """The distinct non-blank note lines whose tokens the previous generation does not have."""
+    lines = dict.fromkeys(line for note in notes for line in note.text.split("\n") if line.strip())
+    return [line for line in lines if line not in known]
 
 
 def _chunks(notes, old: "_Reuse") -> list[Chunk]:

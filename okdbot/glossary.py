@@ -85,9 +85,9 @@ def build_glossary(groups: Sequence[SynonymGroup], texts: Iterable[str], analyze
                                   "(only stop words or particles); remove it from the group")
     kept = [g for g in mined if all(0 < len(tokens[t]) <= _MAX_TOKENS and _whole(t, tokens[t]) for t in g)
             and len({tuple(tokens[t]) for t in g}) > 1]
-    return Glossary(tuple(tuple(g.terms) for g in groups) + tuple(kept),
-                    {t: v for t, v in tokens.items() if any(t in g for g in kept) or any(t in g.terms for g in groups)},
-                    len(kept), str(file or ""), file_digest(file))
+    # every analysed term is kept (also those of glosses not used): the next build analyses only new ones
+    return Glossary(tuple(tuple(g.terms) for g in groups) + tuple(kept), tokens, len(kept), str(file or ""),
+                    file_digest(file))
 
 
 def mine_glosses(texts: Iterable[str]) -> list[tuple[str, str]]:
