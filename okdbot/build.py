@@ -9,6 +9,7 @@ The result is written as a new generation and published atomically.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import sqlite3
@@ -34,7 +35,8 @@ from .ingest import Skipped, read_notes
 from .lexical import LEXICAL_VERSION, Analyzer, LexicalIndex
 from .index.chunks import (DATABASE, WINDOWS, stored_chunks, stored_keys, stored_line_tokens, stored_tokens,
                            stored_vectors)
-from .index.generations import GenerationWriter, build_lock, read_current
+from .index.generations import FORMAT as GENERATION_FORMAT
+from .index.generations import GenerationWriter, build_lock, cleanup, read_current
 from .index.reader import generation_damage, read_manifest, stored_heading_tokens
 
 log = logging.getLogger("okdbot")
@@ -54,10 +56,12 @@ class BuildReport:
     reason: str = ""
     skipped: int = 0
     glossary: int = 0  # glosses mined from the notes (`지표(metric)`), added to the synonyms
+    unchanged: bool = False  # nothing to change: the live generation stays, no new one is written
 
     def public(self) -> dict:
         """The documented `okdbot index --json` object."""
-        keys = ("files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model", "glossary")
+        keys = ("files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model", "glossary",
+                "unchanged")
         return {k: v for k, v in asdict(self).items() if k in keys}
 
 
@@ -110,23 +114,28 @@ def build_index(
             query_model = _sbert_export(settings, embedder)
         model = {"dim": embedder.dim, "max_tokens": embedder.max_tokens} if embedder else \
             {"dim": old.manifest["dim"], "max_tokens": old.manifest["max_tokens"]}
+        embedded_hashes = {c.hash for c in todo}
+        report = BuildReport(
+            files=len(notes), chunks=len(chunks),
+            embedded=sum(c.hash in embedded_hashes for c in chunks),
+            reused=sum(c.hash not in embedded_hashes for c in chunks),
+            removed=len(old.keys - {c.key for c in chunks}),
+            seconds=0.0, index=str(index_dir), model=signature["model"],
+            full=not old.vectors, reason=old.reason, skipped=len(skipped), glossary=glossary.mined)
+        manifest = {**_manifest(settings, {**signature, **model}, notes, chunks, skipped),
+                    "retrieval": settings.retrieval.recorded(), "glossary": glossary.to_json()}
+        if query_model:
+            manifest["query_model"] = query_model
+        if _up_to_date(old, manifest):
+            cleanup(index_dir)  # what an interrupted build left behind
+            report.generation, report.unchanged = old.path.name, True
+            report.seconds = round(time.perf_counter() - started, 3)
+            return report
         writer = GenerationWriter(index_dir)
         try:
             writer.add_notes([(n.source.name, n.path, n.text) for n in notes])
             writer.add_line_tokens(line_tokens)
             _write(writer, chunks, vectors, tokens, model["dim"], settings, analyzer, known_headings)
-            embedded_hashes = {c.hash for c in todo}
-            report = BuildReport(
-                files=len(notes), chunks=len(chunks),
-                embedded=sum(c.hash in embedded_hashes for c in chunks),
-                reused=sum(c.hash not in embedded_hashes for c in chunks),
-                removed=len(old.keys - {c.key for c in chunks}),
-                seconds=0.0, index=str(index_dir), model=signature["model"],
-                full=not old.vectors, reason=old.reason, skipped=len(skipped), glossary=glossary.mined)
-            manifest = {**_manifest(settings, {**signature, **model}, notes, chunks, skipped),
-                        "retrieval": settings.retrieval.recorded(), "glossary": glossary.to_json()}
-            if query_model:
-                manifest["query_model"] = query_model
             report.generation = writer.publish(manifest)
         except BaseException:
             writer.abandon()
@@ -178,6 +187,19 @@ def _reuse(index_dir: Path, signature: dict, full: bool) -> _Reuse:
         log.warning("the lexical analyser changed (version %s → %s): re-tokenising every chunk, vectors are reused",
                     old.manifest.get("lexical_version"), LEXICAL_VERSION)
     return old
+
+
+def _up_to_date(old: "_Reuse", manifest: dict) -> bool:
+    """Whether the live generation already holds exactly what a new one would (same notes,
+    model, analyser, glossary, settings and links): then no generation is written, so a
+    running bot does not reload and the generation before an edit is not pushed out."""
+    if not (old.path and old.vectors and old.tokens):
+        return False
+    volatile = ("built_at", "checksums", "format", "generation")
+    if old.manifest.get("format") != GENERATION_FORMAT:
+        return False
+    recorded = {k: v for k, v in old.manifest.items() if k not in volatile}
+    return recorded == {k: v for k, v in json.loads(json.dumps(manifest)).items() if k not in volatile}
 
 
 def _manifest(settings: Settings, model: dict, notes: list, chunks: list[Chunk], skipped: list) -> dict:

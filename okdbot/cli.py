@@ -203,6 +203,9 @@ def cmd_index(args) -> int:
 def _print_report(report, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.public(), ensure_ascii=False), flush=True)
+    elif report.unchanged:
+        log.info("the index is up to date (%d files, %d chunks; nothing changed since generation %s), in %.1f s → %s",
+                 report.files, report.chunks, report.generation, report.seconds, report.index)
     else:
         log.info("indexed %d files: %d chunks (%d embedded, %d reused, %d removed), %d glosses found in the "
                  "notes, in %.1f s → %s", report.files, report.chunks, report.embedded, report.reused,

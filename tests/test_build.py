@@ -37,6 +37,22 @@ def test_unchanged_rebuild_embeds_nothing(workspace, analyzer):
     assert fake.embedded == [] and second.embedded == 0 and second.reused == first.chunks
 
 
+def test_a_build_with_nothing_changed_keeps_the_live_generation(workspace, analyzer):
+    """Re-running `okdbot index` (a timer, a touched file) writes no generation: a running bot
+    does not reload, and the generation from before the last real edit is not pushed out."""
+    fake = CountingEmbedder()
+    _build(workspace, fake, analyzer)
+    note = workspace / "notes" / "Day26.md"
+    note.write_text(note.read_text(encoding="utf-8") + "\n- Quay : 이미지 저장소\n", encoding="utf-8")
+    edited = _build(workspace, fake, analyzer)
+    before = sorted(p.name for p in (workspace / "index").glob("gen-*"))
+    os.utime(note)  # touched, same bytes
+    again = [_build(workspace, fake, analyzer) for _ in range(3)]
+    assert all(r.unchanged and r.generation == edited.generation and r.embedded == 0 for r in again)
+    assert sorted(p.name for p in (workspace / "index").glob("gen-*")) == before and len(before) == 2
+    assert not _build(workspace, fake, analyzer, full=True).unchanged  # --full always writes a generation
+
+
 def test_editing_one_bullet_reembeds_only_its_chunk(workspace, analyzer):
     fake = CountingEmbedder()
     _build(workspace, fake, analyzer)
@@ -111,10 +127,12 @@ def test_a_new_lexical_analyser_retokenises_without_reembedding(workspace, analy
 
 def test_old_generations_and_abandoned_builds_are_cleaned(workspace, analyzer):
     fake = CountingEmbedder()
-    for _ in range(4):
+    note = workspace / "notes" / "Day26.md"
+    for i in range(4):
+        note.write_text(note.read_text(encoding="utf-8") + f"\n- edit {i}\n", encoding="utf-8")
         _build(workspace, fake, analyzer)
     (workspace / "index" / "gen-19990101T000000-1-000001.tmp").mkdir()
-    _build(workspace, fake, analyzer)
+    _build(workspace, fake, analyzer)  # nothing changed: no new generation, but the leftover goes
     gens = sorted(p.name for p in (workspace / "index").glob("gen-*"))
     assert len(gens) == 2 and current_generation(workspace / "index") in gens
 
