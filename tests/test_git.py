@@ -169,6 +169,8 @@ def test_a_git_source_is_fetched_into_the_state_folder_and_updated(remote, analy
     with caplog.at_level("WARNING", logger="okdbot"):
         assert fetch_sources(settings.sources) == []
     assert "could not update source 'team'" in caplog.text
+    assert "does not appear to be a git repository" in caplog.text  # git's cause, not its closing advice
+    assert "repository exists" not in caplog.text
     assert "v2" in ask(settings, analyzer, fake).lines[0].text
 
 
