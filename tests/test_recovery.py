@@ -291,3 +291,20 @@ def test_synonyms_written_in_nfd_are_read_as_nfc(tmp_path):
     path.write_text(unicodedata.normalize("NFD", "- [registry, 레지스트리, 저장소]\n"), encoding="utf-8")
     (group,) = load_synonyms(path)
     assert group.terms == ("registry", "레지스트리", "저장소")
+
+
+def test_a_note_whose_name_is_not_utf8_is_skipped_with_a_warning(workspace, analyzer, caplog, okdbot_cli):
+    import os
+
+    with open(os.fsencode(workspace / "notes") + b"/caf\xe9.md", "wb") as handle:
+        handle.write(b"# Latin-1 name\n\n- a note saved under a Latin-1 file name\n")
+    with caplog.at_level("WARNING", logger="okdbot"):
+        report = _build(workspace, CountingEmbedder(), analyzer)
+    assert "caf" in caplog.text and "name is not UTF-8" in caplog.text and "rename it" in caplog.text
+    assert report.files == 1 and report.skipped == 1
+    from okdbot.freshness import check_freshness
+
+    assert check_freshness(settings_for(workspace)).fresh  # skipped as it is: no endless re-indexing
+    doctor = okdbot_cli("doctor", "--no-discord", "--json", cwd=workspace)
+    corpus = [c for c in json.loads(doctor.stdout)["checks"] if c["area"] == "corpus" and c["status"] == "FAIL"]
+    assert corpus and any("name is not UTF-8" in d for d in corpus[0]["details"]), doctor.stdout
