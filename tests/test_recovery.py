@@ -84,6 +84,40 @@ def test_a_build_recovers_from_a_bad_current_and_says_so(built, analyzer, caplog
     assert _answers_skopeo(folder, analyzer, fake)
 
 
+def _manifest_edit(edit):
+    """Damage of the live generation's manifest (it holds the checksums, so none covers it)."""
+    def damage(generation):
+        path = generation / "manifest.json"
+        path.write_text(json.dumps(edit(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
+    return damage
+
+
+_MANIFEST_SHAPES = {
+    "a-list": lambda m: [m],
+    "null": lambda m: None,
+    "no-sources": lambda m: {k: v for k, v in m.items() if k != "sources"},
+    "no-dim": lambda m: {k: v for k, v in m.items() if k != "dim"},
+    "nameless-source": lambda m: {**m, "sources": [{"path": "notes"}]},
+    "notes-a-number": lambda m: {**m, "notes": 3},
+}
+
+
+@pytest.mark.parametrize("edit", _MANIFEST_SHAPES.values(), ids=_MANIFEST_SHAPES)
+def test_a_manifest_of_the_wrong_shape_is_a_damaged_index(built, analyzer, edit, okdbot_cli):
+    folder, fake = built
+    _manifest_edit(edit)(_live(folder))
+    for command in (["query", "Skopeo가 뭐야?"], ["query", "--index", str(folder / "index"), "Skopeo가 뭐야?"]):
+        one_error_line(okdbot_cli(*command, cwd=folder), "manifest", "okdbot index --full")
+    doctor = okdbot_cli("doctor", "--no-discord", "--json", cwd=folder)
+    assert doctor.returncode == 1 and "internal error" not in doctor.stderr, doctor.stderr
+    index = [c for c in json.loads(doctor.stdout)["checks"] if c["area"] == "index"]
+    assert index[0]["status"] == "FAIL" and "okdbot index --full" in index[0]["fix"], index
+    fake.embedded.clear()
+    report = _build(folder, fake, analyzer)
+    assert report.full and "damaged" in report.reason and len(fake.embedded) == report.chunks
+    assert _answers_skopeo(folder, analyzer, fake)
+
+
 def _corrupt_vector(generation):
     with sqlite3.connect(generation / "chunks.sqlite") as db:
         h = db.execute("SELECT hash FROM chunks WHERE text LIKE '%Skopeo :%'").fetchone()[0]

@@ -164,7 +164,10 @@ def _cleanup_models(index_dir: Path, generations: list[Path]) -> None:
             manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # cannot tell what it uses: keep every model
-        used.add(Path((manifest.get("query_model") or {}).get("path", "")).name)
+        record = (manifest.get("query_model") or {}) if isinstance(manifest, dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("path", ""), str):
+            return  # a damaged manifest (a generation kept for readers mid-switch): keep every model
+        used.add(Path(record.get("path", "")).name)
     for path in folder.iterdir():
         if path.name not in used:
             shutil.rmtree(path, ignore_errors=True)
