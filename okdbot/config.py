@@ -356,6 +356,9 @@ def _validate(node: yaml.Node, schema: Any, path: Path, where: str, dotted: str 
             raise ConfigError(f"{path}:{line}: {where} must be a mapping of keys")
         out = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: a key in {where} must be a plain name, "
+                                  f"not a {type(key_node).__name__[:-4].lower()}")
             key = key_node.value
             if key not in schema:
                 known = ", ".join(schema)
@@ -396,8 +399,6 @@ def _settings_from(data: dict, base: Path, path: Path | None, state: Path | None
         retrieval["synonyms"] = (base / retrieval["synonyms"]).resolve()
     if retrieval.get("faiss", "flat") not in ("flat", "hnsw"):
         raise ConfigError(f"{path}: retrieval.faiss must be 'flat' or 'hnsw'")
-    if retrieval.get("hnsw_m", 32) < 2 or retrieval.get("hnsw_ef_search", 128) < 1:
-        raise ConfigError(f"{path}: retrieval.hnsw_m must be at least 2 and hnsw_ef_search at least 1")
     discord = dict(data.get("discord", {}))
     if discord.get("shards", 0) < 0:
         raise ConfigError(f"{path}: discord.shards must be 0 (one connection) or the number of shards")

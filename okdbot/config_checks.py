@@ -46,6 +46,17 @@ def template_problem(template: str) -> str:
     return ""
 
 
+def glob_problem(pattern: str) -> str:
+    """Why a source's glob cannot pick notes inside its folder ("" when it can)."""
+    if not pattern:
+        return "is empty; use a pattern relative to the source folder, e.g. **/*.md"
+    if pattern.startswith("/"):
+        return f"must be relative to the source folder, e.g. **/*.md (got {pattern!r})"
+    if ".." in pattern.split("/"):
+        return f"must stay inside the source folder: no '..' (got {pattern!r})"
+    return ""
+
+
 def _range(low: float | None, high: float | None, what: str = ""):
     """A check that a number lies within [low, high] (None: unbounded)."""
 
@@ -64,6 +75,7 @@ def _range(low: float | None, high: float | None, what: str = ""):
 CHECKS = {
     "sources.url": url_problem,
     "sources.link": template_problem,
+    "sources.glob": glob_problem,
     "model.batch_size": _range(1, None),
     "retrieval.k": _range(1, 50, " passages"),
     "retrieval.lexical_weight": _range(0, None),
@@ -75,6 +87,8 @@ CHECKS = {
     "retrieval.gap_threshold": _range(0, 2, " (a difference of cosines)"),
     "retrieval.gap_threshold_korean": _range(0, 2, " (a difference of cosines)"),
     "retrieval.dense_candidates": _range(1, None),
+    "retrieval.hnsw_m": _range(2, 256, " (neighbours per vector; 16-64 is usual)"),
+    "retrieval.hnsw_ef_search": _range(1, 100_000),
     "discord.cooldown_rate": _range(0, None),
     "discord.cooldown_seconds": _range(0, None, " seconds"),
     "watch.fetch_seconds": _range(1, None, " seconds"),

@@ -130,6 +130,8 @@ def test_a_source_url_that_is_no_web_address_is_refused(tmp_path, url):
     ("model", "batch_size", "0", "at least 1"),
     ("discord", "cooldown_seconds", "-5", "at least 0"),
     ("discord", "cooldown_rate", "-1", "at least 0"),
+    ("retrieval", "hnsw_m", "99999999999999999999999", "between 2 and 256"),
+    ("retrieval", "hnsw_ef_search", "99999999999999", "between 1 and 100000"),
 ])
 def test_numbers_out_of_range_are_refused_with_their_line(tmp_path, section, key, value, needle):
     with pytest.raises(ConfigError) as err:
@@ -159,3 +161,19 @@ def test_everything_okdbot_writes_is_in_one_state_folder(tmp_path):
     flagged = load_settings(tmp_path / "okdbot.yaml", index=tmp_path / "idx", env={"OKDBOT_DATA": str(data)})
     assert flagged.index_dir == (tmp_path / "idx").resolve() and feedback_path(flagged) == data.resolve() / "votes.sqlite"
     assert heartbeat_path(flagged, env={"OKDBOT_HEARTBEAT": "/run/hb.json"}) == Path("/run/hb.json")
+
+
+@pytest.mark.parametrize("glob, needle", [("", "empty"), ("/etc/*", "relative"), ("../*.md", "'..'"),
+                                          ("**/../../secret/*.md", "'..'")])
+def test_a_glob_that_is_empty_or_leaves_the_source_folder_is_refused_with_its_line(tmp_path, glob, needle):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, SOURCE + f"    glob: \"{glob}\"\n")
+    message = str(err.value)
+    assert "okdbot.yaml:5" in message and "sources.glob" in message and needle in message, message
+
+
+@pytest.mark.parametrize("text", ["? [a, b]\n: 1\n", "sources:\n  - ? {path: notes}\n    : x\n"])
+def test_a_key_that_is_not_a_plain_name_is_refused_with_its_line(tmp_path, text):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, text)
+    assert "okdbot.yaml:" in str(err.value) and "plain name" in str(err.value), str(err.value)
