@@ -311,6 +311,8 @@ def heartbeat_path(settings: "Settings | None" = None, env: dict[str, str] | Non
 def _find_config(config: str | Path | None, env) -> Path | None:
     if config is not None:
         path = Path(config)
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a folder; pass the okdbot.yaml file itself")
         if not path.is_file():
             raise ConfigError(f"config file {path} not found; pass an existing file to --config")
         return path.resolve()
@@ -331,7 +333,11 @@ def compose_yaml(path: Path, what: str, error: type[OkdbotError] = ConfigError, 
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{what} {path} not found; {missing}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a folder; pass the YAML file itself") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}; make it readable for this user") from None
+    except UnicodeDecodeError as exc:
         raise error(f"cannot read {what} {path}: {exc}; re-save it as UTF-8") from None
     try:
         return yaml.compose(text, Loader=_LOADER)

@@ -177,3 +177,17 @@ def test_a_key_that_is_not_a_plain_name_is_refused_with_its_line(tmp_path, text)
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, text)
     assert "okdbot.yaml:" in str(err.value) and "plain name" in str(err.value), str(err.value)
+
+
+def test_a_folder_given_as_a_yaml_file_is_named_as_a_folder(tmp_path):
+    from okdbot.config import compose_yaml
+    from okdbot.errors import EvalError
+
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path, env={})
+    assert "is a folder" in str(err.value) and "not found" not in str(err.value), str(err.value)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_settings(env={"OKDBOT_CONFIG": str(tmp_path)})
+    with pytest.raises(EvalError) as err:
+        compose_yaml(tmp_path, "question file", EvalError)
+    assert "is a folder" in str(err.value) and "UTF-8" not in str(err.value), str(err.value)
