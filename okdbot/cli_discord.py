@@ -62,13 +62,12 @@ def cmd_discord(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from .feedback import REASONS, FeedbackStore, feedback_path
+    from .feedback import REASONS, feedback_path
 
-    path = feedback_path(_settings(args))
-    if not path.is_file():
-        log.info("no feedback yet: %s does not exist (the bot creates it with its first answer)", path)
+    store = _existing_store(feedback_path(_settings(args)), "no feedback yet")
+    if store is None:
         return 0
-    for vote in FeedbackStore(path).votes(bad_only=args.bad):
+    for vote in store.votes(bad_only=args.bad):
         if args.json:
             print(json.dumps(vote.to_json(), ensure_ascii=False), flush=True)
             continue
@@ -81,6 +80,20 @@ def cmd_feedback(args) -> int:
             print(f"    wrong: {REASONS.get(vote.reason, vote.reason)}" + (f": {vote.comment}" if vote.comment else ""))
         for c in vote.citations:
             print(f"    {c['heading']}\n      {c['url']}")
+
+
+def _existing_store(path, nothing: str):
+    """The bot's feedback database at `path`, or None (said on stderr) when the bot has not made it yet."""
+    from .errors import OkdbotError
+    from .feedback import FeedbackStore
+
+    if path.is_dir():
+        raise OkdbotError(f"the feedback database {path} is a folder; move it aside or set discord.feedback_db "
+                          "in okdbot.yaml to a file")
+    if not path.is_file():
+        log.info("%s: %s does not exist (the bot creates it with its first answer)", nothing, path)
+        return None
+    return FeedbackStore(path)
 
 
 def _days(text: str) -> float:
@@ -96,14 +109,16 @@ def _days(text: str) -> float:
 def cmd_gaps(args) -> int:
     from datetime import datetime, timedelta, timezone
 
-    from .feedback import REASONS, FeedbackStore, feedback_path
+    from .feedback import REASONS, feedback_path
 
-    path = feedback_path(_settings(args))
-    if not path.is_file():
-        log.info("no questions yet: %s does not exist (the bot creates it with its first answer)", path)
+    store = _existing_store(feedback_path(_settings(args)), "no questions yet")
+    if store is None:
         return 0
-    since = datetime.now(timezone.utc) - timedelta(days=args.since) if args.since else None
-    for gap in FeedbackStore(path).gaps(since):
+    try:
+        since = datetime.now(timezone.utc) - timedelta(days=args.since) if args.since else None
+    except OverflowError:  # more days than the calendar holds: every question
+        since = None
+    for gap in store.gaps(since):
         if args.json:
             print(json.dumps(gap.to_json(), ensure_ascii=False), flush=True)
             continue
