@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Exit 0 when the bot's heartbeat is fresh and says connected, else 1.")
     p.add_argument("--heartbeat", metavar="PATH", help="heartbeat file (default: $OKDBOT_HEARTBEAT or "
                                                        "heartbeat.json in the state folder)")
-    p.add_argument("--max-age", type=float, metavar="SECONDS", help="oldest acceptable heartbeat (default: 90)")
+    p.add_argument("--max-age", type=_seconds, metavar="SECONDS", help="oldest acceptable heartbeat (default: 90)")
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("eval", parents=[common], help="measure answer quality on a question set",
@@ -134,6 +134,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=cmd_eval)
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0, e.g. --max-age 90")
+    return seconds
 
 
 def _add_init(sub, logging_flags) -> None:
