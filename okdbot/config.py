@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from .config_checks import CHECKS, base_url, url_problem
+from .config_checks import CHECKS, base_url, path_problem, url_problem
 from .errors import ConfigError, OkdbotError
 
 CONFIG_NAME = "okdbot.yaml"
@@ -264,6 +264,10 @@ def load_settings(
     elif env.get("OKDBOT_INDEX"):
         settings = settings.with_index(Path(env["OKDBOT_INDEX"]).resolve())
     settings = _place_clones(settings)
+    for what, place in [("the index folder", settings.index_dir), ("the state folder", settings.data),
+                        *((f"the notes folder of source '{s.name}'", s.path) for s in settings.sources)]:
+        if place is not None and path_problem(place):
+            raise ConfigError(f"{what} {path_problem(place)}")
     if env.get("OKDBOT_BACKEND"):
         backend = env["OKDBOT_BACKEND"].strip().lower()
         if backend not in ("auto", "onnx", "torch"):

@@ -57,6 +57,17 @@ def glob_problem(pattern: str) -> str:
     return ""
 
 
+def path_problem(path) -> str:
+    """Why a path cannot be used ("" when it can): a name that is not UTF-8 (Python
+    keeps its bytes as surrogates) cannot go into the index, its links or the model's files."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return f"{shown} has a name that is not UTF-8; rename it or pass another path"
+    return ""
+
+
 def _range(low: float | None, high: float | None, what: str = ""):
     """A check that a number lies within [low, high] (None: unbounded)."""
 

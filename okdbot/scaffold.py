@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from .config_checks import base_url, url_problem
+from .config_checks import base_url, path_problem, url_problem
 from .errors import ConfigError, CorpusError
 
 TEMPLATE = """\
@@ -43,6 +43,9 @@ def write_config(config: Path, notes: Path, url: str | None, force: bool = False
         raise ConfigError(f"{config} already exists; edit it, or pass --force to replace it")
     if not notes.is_dir():
         raise CorpusError(f"notes folder {notes} does not exist; pass the folder of your Markdown notes")
+    for what, place in (("notes folder", notes.resolve()), ("config file", config.resolve())):
+        if path_problem(place):
+            raise ConfigError(f"{what} {path_problem(place)}")
     if url:
         problem = url_problem(url)
         if problem:

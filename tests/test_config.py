@@ -191,3 +191,17 @@ def test_a_folder_given_as_a_yaml_file_is_named_as_a_folder(tmp_path):
     with pytest.raises(EvalError) as err:
         compose_yaml(tmp_path, "question file", EvalError)
     assert "is a folder" in str(err.value) and "UTF-8" not in str(err.value), str(err.value)
+
+
+def test_a_path_whose_name_is_not_utf8_is_refused_before_anything_runs(tmp_path, okdbot_cli):
+    import os
+
+    odd = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9")  # as Python gives such a name from argv
+    (tmp_path / "okdbot.yaml").write_text(SOURCE, encoding="utf-8")
+    for overrides in ({"index": odd}, {"corpus": odd}, {"env": {"OKDBOT_DATA": odd}}):
+        with pytest.raises(ConfigError, match="not UTF-8"):
+            load_settings(tmp_path / "okdbot.yaml", **{"env": {}, **overrides})
+    os.mkdir(odd)
+    proc = okdbot_cli("init", odd, "--config", str(tmp_path / "new.yaml"), cwd=tmp_path)
+    assert proc.returncode == 2 and "not UTF-8" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "new.yaml").exists()
