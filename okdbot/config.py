@@ -315,8 +315,9 @@ def heartbeat_path(settings: "Settings | None" = None, env: dict[str, str] | Non
 def _find_config(config: str | Path | None, env) -> Path | None:
     if config is not None:
         path = Path(config)
-        if path.is_dir():
-            raise ConfigError(f"config file {path} is a folder; pass the okdbot.yaml file itself")
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise ConfigError(f"config file {path} is {kind}; pass the okdbot.yaml file itself")
         if not path.is_file():
             raise ConfigError(f"config file {path} not found; pass an existing file to --config")
         return path.resolve()

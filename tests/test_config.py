@@ -188,6 +188,8 @@ def test_a_folder_given_as_a_yaml_file_is_named_as_a_folder(tmp_path):
     assert "is a folder" in str(err.value) and "not found" not in str(err.value), str(err.value)
     with pytest.raises(ConfigError, match="is a folder"):
         load_settings(env={"OKDBOT_CONFIG": str(tmp_path)})
+    with pytest.raises(ConfigError, match="/dev/null is not a regular file"):
+        load_settings(env={"OKDBOT_CONFIG": "/dev/null"})
     with pytest.raises(EvalError) as err:
         compose_yaml(tmp_path, "question file", EvalError)
     assert "is a folder" in str(err.value) and "UTF-8" not in str(err.value), str(err.value)

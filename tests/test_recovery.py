@@ -204,6 +204,15 @@ def test_index_naming_a_file_is_one_line_naming_it(built, command, okdbot_cli):
     one_error_line(okdbot_cli(*command, "--index", str(note), cwd=folder), str(note), "a file is in the way")
 
 
+@pytest.mark.parametrize("command", [["index"], ["query", "Skopeo가 뭐야?"]])
+def test_a_folder_in_place_of_current_is_one_line_saying_to_move_it(built, command, okdbot_cli):
+    folder, _ = built
+    current = folder / "index" / "CURRENT"
+    current.unlink()
+    current.mkdir()
+    one_error_line(okdbot_cli(*command, cwd=folder), str(current), "a folder is in the way", "remove or rename it")
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 4 MB file system (tmpfs) at tmp_path/disk; skipped where mounting is not allowed."""
