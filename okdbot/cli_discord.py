@@ -40,9 +40,9 @@ def discord_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("invite", parents=[common], help="print the URL that adds the bot to a server",
                        description="Print the invite URL with the scopes and exactly the permissions the bot "
                                    "needs (with discord.threads: also Create Public Threads).")
-    p.add_argument("--client-id", type=int, metavar="ID", help="the application id (default: read from "
+    p.add_argument("--client-id", type=_discord_id, metavar="ID", help="the application id (default: read from "
                                                                 "$DISCORD_TOKEN, which starts with it)")
-    p.add_argument("--guild", type=int, metavar="ID", help="preselect this server (default: discord.guild_id)")
+    p.add_argument("--guild", type=_discord_id, metavar="ID", help="preselect this server (default: discord.guild_id)")
     p.set_defaults(func=cmd_invite)
 
 
@@ -96,6 +96,17 @@ def _existing_store(path, nothing: str):
     return FeedbackStore(path)
 
 
+def _discord_id(text: str) -> int:
+    """A Discord id (a snowflake): a whole number above 0 that fits in 64 bits."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 2**64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Discord id (a number such as 123456789012345678)")
+    return value
+
+
 def _days(text: str) -> float:
     try:
         days = float(text)
@@ -142,8 +153,11 @@ def cmd_invite(args) -> int:
     settings = _settings(args)
     client_id = args.client_id or client_id_from_token(discord_token())
     if client_id is None:
-        raise ConfigError("no application id: pass --client-id ID (Developer Portal → your application → "
-                          "General Information → Application ID) or set DISCORD_TOKEN")
+        where = "(Developer Portal → your application → General Information → Application ID)"
+        if discord_token():
+            raise ConfigError("DISCORD_TOKEN is set but is not shaped like a bot token (which starts with the "
+                              f"application id): check it, or pass --client-id ID {where}")
+        raise ConfigError(f"no application id: pass --client-id ID {where} or set DISCORD_TOKEN")
     threads = settings.discord.threads
     log.info("permissions: %s (%d)", labels(needed(threads)), permissions_value(threads))
     print(invite_url(client_id, threads, args.guild or settings.discord.guild_id))
