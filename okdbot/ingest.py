@@ -71,7 +71,7 @@ def scan_notes(sources: tuple[Source, ...]) -> tuple[list[Note], list[Skipped]]:
     skipped: list[Skipped] = []
     for source in sources:
         if not source.path.is_dir():
-            raise CorpusError(f"notes folder {source.path} does not exist; create it or fix 'path' of source '{source.name}'")
+            raise missing_folder(source)
         for file in list_files(source):
             rel = file.relative_to(source.path).as_posix()
             if not _utf8(rel):  # a name no index, link or message can hold: shown with U+FFFD
@@ -112,6 +112,12 @@ def _read(file, root) -> tuple[bytes | None, str]:
         return None, ""
     except OSError as exc:
         return None, f"unreadable ({exc.strerror})"
+
+
+def missing_folder(source: Source) -> CorpusError:
+    """The error for a source whose folder is not there (or is a file)."""
+    what = "is a file, not a folder" if source.path.exists() else "does not exist"
+    return CorpusError(f"notes folder {source.path} {what}; create it or fix 'path' of source '{source.name}'")
 
 
 def list_files(source: Source) -> list:
