@@ -99,6 +99,8 @@ _MANIFEST_SHAPES = {
     "no-dim": lambda m: {k: v for k, v in m.items() if k != "dim"},
     "nameless-source": lambda m: {**m, "sources": [{"path": "notes"}]},
     "notes-a-number": lambda m: {**m, "notes": 3},
+    "query-model-path-a-number": lambda m: {**m, "query_model": {**m.get("query_model", {}), "path": 3}},
+    "query-model-outside": lambda m: {**m, "query_model": {**m.get("query_model", {}), "path": "models/../../.."}},
 }
 
 

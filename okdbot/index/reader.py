@@ -13,7 +13,7 @@ from ..errors import IndexCorrupt, IndexMissing
 from . import dense
 from .chunks import DATABASE, WINDOWS, ChunkReader, ChunkRecord
 from .files import MANIFEST, sha256
-from .generations import FORMAT, HEADINGS, LEXICAL, current_generation
+from .generations import FORMAT, HEADINGS, LEXICAL, MODELS, current_generation
 
 
 class IndexReader:
@@ -171,6 +171,12 @@ def _shape_problem(manifest) -> str:
     for key, kind in _OPTIONAL.items():
         if key in manifest and not isinstance(manifest[key], kind):
             return f"'{key}' is not a {kind.__name__}"
+    record = manifest.get("query_model") or {}
+    folder = record.get("path")
+    if record and not (isinstance(folder, str) and folder.startswith(f"{MODELS}/")
+                       and folder[len(MODELS) + 1:] not in ("", ".", "..") and folder.count("/") == 1
+                       and isinstance(record.get("files", {}), dict)):
+        return f"'query_model' does not name a folder of {MODELS}/ and its files"
     for key, names in (("sources", ("name", "path")), ("skipped", ("source", "path"))):
         for item in manifest.get(key, []):
             if not isinstance(item, dict) or not all(isinstance(item.get(name), str) for name in names):
