@@ -159,6 +159,16 @@ def test_an_incremental_build_never_reuses_a_damaged_live_generation(built, anal
     assert _answers_skopeo(folder, analyzer, fake)
 
 
+def test_a_file_missing_from_the_live_generation_is_named_not_the_generation(built, okdbot_cli):
+    folder, _ = built
+    lexical = _live(folder) / "lexical"
+    for file in lexical.iterdir():
+        file.unlink()
+    lexical.rmdir()
+    line = one_error_line(okdbot_cli("query", "Skopeo가 뭐야?", cwd=folder), "okdbot index --full")
+    assert "lexical" in line and "missing generation" not in line, line
+
+
 def test_an_intact_live_generation_is_still_reused(built, analyzer):
     folder, fake = built
     fake.embedded.clear()

@@ -221,6 +221,9 @@ def open_index(index_dir: Path, verify: bool = True) -> IndexReader:
             raise IndexMissing(f"no index in {index_dir}; run `okdbot index` first")
         try:
             return IndexReader(index_dir / name, verify=verify)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            missing = exc.filename or index_dir / name
             time.sleep(0.05)  # a build replaced and cleaned it meanwhile: read CURRENT again
+    if (index_dir / name).is_dir():  # still live, so no build removed it: the generation lost a file
+        raise IndexCorrupt(f"index file {missing} is missing; run `okdbot index --full` to rebuild the index")
     raise IndexCorrupt(f"index in {index_dir} points to a missing generation; run `okdbot index --full`")
