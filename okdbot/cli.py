@@ -88,14 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     logging_flags.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more (DEBUG)")
     logging_flags.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="log only errors")
     common = argparse.ArgumentParser(add_help=False, parents=[logging_flags])
-    common.add_argument("--config", metavar="PATH", help="okdbot.yaml to use (default: ./okdbot.yaml or $OKDBOT_CONFIG)")
-    common.add_argument("--index", metavar="DIR", help="index folder (default: from the config, or ./index)")
+    common.add_argument("--config", type=_path, metavar="PATH", help="okdbot.yaml to use (default: ./okdbot.yaml or $OKDBOT_CONFIG)")
+    common.add_argument("--index", type=_path, metavar="DIR", help="index folder (default: from the config, or ./index)")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     _add_init(sub, logging_flags)
     p = sub.add_parser("index", parents=[common], help="build or update the index (only changed notes are re-embedded)",
                        description="Build or update the index. Unchanged chunks are reused; only new or edited ones are embedded.")
-    p.add_argument("--corpus", metavar="DIR", help="index this folder instead of the configured sources")
+    p.add_argument("--corpus", type=_path, metavar="DIR", help="index this folder instead of the configured sources")
     p.add_argument("--source-url", metavar="BASE", help="link base for --corpus, e.g. https://github.com/o/r/blob/main/docs/")
     p.add_argument("--full", action="store_true", help="re-embed everything instead of reusing unchanged chunks")
     p.add_argument("--json", action="store_true", help="print one JSON object with the build's numbers")
@@ -134,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=cmd_eval)
     return parser
+
+
+def _path(text: str) -> str:
+    """A path flag: "" (an unset shell variable) would be this folder, so it is refused."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty; pass a path (. for this folder)")
+    return text
 
 
 def _seconds(text: str) -> float:

@@ -68,6 +68,10 @@ def path_problem(path) -> str:
     return ""
 
 
+def _not_empty(value: str) -> str:
+    return "is empty; name a folder (relative to this file), or leave the key out for the default" if not value else ""
+
+
 def _range(low: float | None, high: float | None, what: str = ""):
     """A check that a number lies within [low, high] (None: unbounded)."""
 
@@ -84,6 +88,8 @@ def _range(low: float | None, high: float | None, what: str = ""):
 # Checks of single values, by dotted key (sources.* apply to every source); each returns
 # what is wrong ("" when nothing). Applied with the value's line, when the file is read.
 CHECKS = {
+    "index": _not_empty,  # "" would be this file's folder: a build there removes what looks like its own
+    "data": _not_empty,
     "sources.url": url_problem,
     "sources.link": template_problem,
     "sources.glob": glob_problem,

@@ -207,3 +207,18 @@ def test_a_path_whose_name_is_not_utf8_is_refused_before_anything_runs(tmp_path,
     proc = okdbot_cli("init", odd, "--config", str(tmp_path / "new.yaml"), cwd=tmp_path)
     assert proc.returncode == 2 and "not UTF-8" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "new.yaml").exists()
+
+
+@pytest.mark.parametrize("key", ["index", "data"])
+def test_an_empty_index_or_state_folder_is_refused_not_taken_as_the_configs_folder(tmp_path, key):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, SOURCE + f"{key}: \"\"\n")
+    assert "okdbot.yaml:5" in str(err.value) and f"'{key}' is empty" in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("args", [["query", "--index", "", "Skopeo"], ["index", "--corpus", ""],
+                                  ["query", "--config", "", "Skopeo"], ["doctor", "--index="]])
+def test_an_empty_path_flag_is_a_usage_error_not_this_folder(tmp_path, args, okdbot_cli):
+    proc = okdbot_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and "is empty" in proc.stderr, proc
+    assert list(tmp_path.iterdir()) == []  # nothing written here

@@ -168,8 +168,9 @@ def _cleanup_models(index_dir: Path, generations: list[Path]) -> None:
         if not isinstance(record, dict) or not isinstance(record.get("path", ""), str):
             return  # a damaged manifest (a generation kept for readers mid-switch): keep every model
         used.add(Path(record.get("path", "")).name)
-    for path in folder.iterdir():
-        if path.name not in used:
+    for path in folder.iterdir():  # only okdbot's own: an export, or one a build left unfinished
+        ours = (path / "export.json").is_file() or re.fullmatch(r"\..+\.(tmp|old)-\d+", path.name)
+        if path.name not in used and path.is_dir() and ours:
             shutil.rmtree(path, ignore_errors=True)
 
 
