@@ -365,11 +365,12 @@ def test_a_note_whose_name_is_not_utf8_is_skipped_with_a_warning(workspace, anal
     assert corpus and any("name is not UTF-8" in d for d in corpus[0]["details"]), doctor.stdout
 
 
-def test_a_build_removes_only_its_own_exports_from_the_models_folder(workspace, analyzer):
+def test_a_build_removes_only_its_own_generations_and_exports(workspace, analyzer):
     """An index folder given by mistake as a folder of the user's (`--index .`) keeps their models/."""
-    theirs = workspace / "index" / "models" / "my-model"
-    theirs.mkdir(parents=True)
-    (theirs / "weights.bin").write_bytes(b"\x00" * 16)
-    _build(workspace, CountingEmbedder(), analyzer)
-    _build(workspace, CountingEmbedder(), analyzer, full=True)
-    assert (theirs / "weights.bin").read_bytes() == b"\x00" * 16
+    theirs = [workspace / "index" / "models" / "my-model", workspace / "index" / "gen-docs"]
+    for folder in theirs:
+        folder.mkdir(parents=True)
+        (folder / "weights.bin").write_bytes(b"\x00" * 16)
+    for full in (False, True, False):
+        _build(workspace, CountingEmbedder(), analyzer, full=full)
+    assert all((folder / "weights.bin").read_bytes() == b"\x00" * 16 for folder in theirs)

@@ -145,7 +145,8 @@ def cleanup(index_dir: Path) -> None:
     generations, and exported models no kept generation names. Call only
     while holding the build lock."""
     live, _ = read_current(index_dir)
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir() and _NAME.fullmatch(p.name.removesuffix(".tmp"))),
+                  key=lambda p: p.stat().st_mtime)  # only okdbot's: a folder of the user's may be called gen-…
     finished = [p for p in gens if not p.name.endswith(".tmp")]
     keep = {p.name for p in finished[-KEEP_GENERATIONS:]} | {live}
     for path in gens:
