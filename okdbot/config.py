@@ -334,6 +334,8 @@ def compose_yaml(path: Path, what: str, error: type[OkdbotError] = ConfigError, 
     """The YAML node tree of a file (line numbers kept for messages), or None when
     it is empty; `error` with one line naming the file (and line) when it is
     missing, unreadable or malformed."""
+    if path.is_fifo():  # reading a pipe nothing writes to would never end
+        raise error(f"{what} {path} is a pipe, not a regular file; pass the YAML file itself")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

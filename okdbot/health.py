@@ -45,6 +45,8 @@ def write_heartbeat(path: Path, state: dict, now: float | None = None) -> None:
 def check(path: Path, max_age: float = DEFAULT_MAX_AGE, now: float | None = None) -> Health:
     """Healthy when the heartbeat at `path` is at most `max_age` seconds old and says connected."""
     now = time.time() if now is None else now
+    if Path(path).is_fifo():  # reading a pipe nothing writes to would block the health check for ever
+        return Health(False, f"heartbeat {path} is a pipe, not a regular file", {})
     try:
         state = json.loads(Path(path).read_text(encoding="utf-8"))
         beat = float(state["time"])

@@ -222,3 +222,14 @@ def test_an_empty_path_flag_is_a_usage_error_not_this_folder(tmp_path, args, okd
     proc = okdbot_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2 and "is empty" in proc.stderr, proc
     assert list(tmp_path.iterdir()) == []  # nothing written here
+
+
+def test_a_pipe_given_as_a_yaml_file_is_refused_at_once(tmp_path):
+    import os
+
+    from okdbot.config import compose_yaml
+    from okdbot.errors import EvalError
+
+    os.mkfifo(tmp_path / "questions.yaml")  # nothing writes to it: reading would wait for ever
+    with pytest.raises(EvalError, match="not a regular file"):
+        compose_yaml(tmp_path / "questions.yaml", "question file", EvalError)

@@ -50,6 +50,14 @@ def test_a_max_age_that_is_no_number_of_seconds_is_refused(tmp_path, max_age, ok
     assert proc.returncode == 2 and "--max-age" in proc.stderr and "healthy" not in proc.stdout, proc
 
 
+def test_a_heartbeat_that_is_a_pipe_is_unhealthy_at_once(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "hb.json")  # nothing writes to it: reading would wait for ever
+    health = check(tmp_path / "hb.json")
+    assert not health.healthy and "not a regular file" in health.message
+
+
 def test_a_heartbeat_whose_time_is_no_number_is_unhealthy(tmp_path):
     beat = tmp_path / "hb.json"
     for when in ("NaN", "Infinity", "1e308"):
