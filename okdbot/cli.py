@@ -8,6 +8,7 @@ inside the commands that need them, so `okdbot --help` stays instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -23,18 +24,31 @@ log = logging.getLogger("okdbot")
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit code."""
-    return _dispatch(_parser().parse_args(argv))
+    with _masking_the_token():
+        return _dispatch(_parser().parse_args(argv))
 
 
 def run() -> None:
     """The `okdbot` program. A query leaves without the interpreter's teardown
     (freeing the encoder, the index and every module took 70-100 ms of a 0.6 s
     query here), once its output is flushed; other commands exit normally."""
-    args = _parser().parse_args()
-    code = _dispatch(args)
+    with _masking_the_token():
+        args = _parser().parse_args()
+        code = _dispatch(args)
     if getattr(args, "quick_exit", False):
         _leave(code)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _masking_the_token():
+    """$DISCORD_TOKEN never reaches stdout or stderr, whatever command prints it."""
+    from .config import discord_token
+    from .redact import add_secret, scrubbed_streams
+
+    add_secret(discord_token())
+    with scrubbed_streams():
+        yield
 
 
 def _leave(code: int) -> None:
