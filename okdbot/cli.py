@@ -8,6 +8,7 @@ inside the commands that need them, so `okdbot --help` stays instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -23,18 +24,31 @@ log = logging.getLogger("okdbot")
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit code."""
-    return _dispatch(_parser().parse_args(argv))
+    with _masking_the_token():
+        return _dispatch(_parser().parse_args(argv))
 
 
 def run() -> None:
     """The `okdbot` program. A query leaves without the interpreter's teardown
     (freeing the encoder, the index and every module took 70-100 ms of a 0.6 s
     query here), once its output is flushed; other commands exit normally."""
-    args = _parser().parse_args()
-    code = _dispatch(args)
+    with _masking_the_token():
+        args = _parser().parse_args()
+        code = _dispatch(args)
     if getattr(args, "quick_exit", False):
         _leave(code)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _masking_the_token():
+    """$DISCORD_TOKEN never reaches stdout or stderr, whatever command prints it."""
+    from .config import discord_token
+    from .redact import add_secret, scrubbed_streams
+
+    add_secret(discord_token())
+    with scrubbed_streams():
+        yield
 
 
 def _leave(code: int) -> None:
@@ -88,14 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     logging_flags.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more (DEBUG)")
     logging_flags.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="log only errors")
     common = argparse.ArgumentParser(add_help=False, parents=[logging_flags])
-    common.add_argument("--config", metavar="PATH", help="okdbot.yaml to use (default: ./okdbot.yaml or $OKDBOT_CONFIG)")
-    common.add_argument("--index", metavar="DIR", help="index folder (default: from the config, or ./index)")
+    common.add_argument("--config", type=_path, metavar="PATH", help="okdbot.yaml to use (default: ./okdbot.yaml or $OKDBOT_CONFIG)")
+    common.add_argument("--index", type=_path, metavar="DIR", help="index folder (default: from the config, or ./index)")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     _add_init(sub, logging_flags)
     p = sub.add_parser("index", parents=[common], help="build or update the index (only changed notes are re-embedded)",
                        description="Build or update the index. Unchanged chunks are reused; only new or edited ones are embedded.")
-    p.add_argument("--corpus", metavar="DIR", help="index this folder instead of the configured sources")
+    p.add_argument("--corpus", type=_path, metavar="DIR", help="index this folder instead of the configured sources")
     p.add_argument("--source-url", metavar="BASE", help="link base for --corpus, e.g. https://github.com/o/r/blob/main/docs/")
     p.add_argument("--full", action="store_true", help="re-embed everything instead of reusing unchanged chunks")
     p.add_argument("--json", action="store_true", help="print one JSON object with the build's numbers")
@@ -123,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Exit 0 when the bot's heartbeat is fresh and says connected, else 1.")
     p.add_argument("--heartbeat", metavar="PATH", help="heartbeat file (default: $OKDBOT_HEARTBEAT or "
                                                        "heartbeat.json in the state folder)")
-    p.add_argument("--max-age", type=float, metavar="SECONDS", help="oldest acceptable heartbeat (default: 90)")
+    p.add_argument("--max-age", type=_seconds, metavar="SECONDS", help="oldest acceptable heartbeat (default: 90)")
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("eval", parents=[common], help="measure answer quality on a question set",
@@ -134,6 +148,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=cmd_eval)
     return parser
+
+
+def _path(text: str) -> str:
+    """A path flag: "" (an unset shell variable) would be this folder, so it is refused."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty; pass a path (. for this folder)")
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0, e.g. --max-age 90")
+    return seconds
 
 
 def _add_init(sub, logging_flags) -> None:

@@ -40,9 +40,9 @@ def discord_commands(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("invite", parents=[common], help="print the URL that adds the bot to a server",
                        description="Print the invite URL with the scopes and exactly the permissions the bot "
                                    "needs (with discord.threads: also Create Public Threads).")
-    p.add_argument("--client-id", type=int, metavar="ID", help="the application id (default: read from "
+    p.add_argument("--client-id", type=_discord_id, metavar="ID", help="the application id (default: read from "
                                                                 "$DISCORD_TOKEN, which starts with it)")
-    p.add_argument("--guild", type=int, metavar="ID", help="preselect this server (default: discord.guild_id)")
+    p.add_argument("--guild", type=_discord_id, metavar="ID", help="preselect this server (default: discord.guild_id)")
     p.set_defaults(func=cmd_invite)
 
 
@@ -62,13 +62,12 @@ def cmd_discord(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from .feedback import REASONS, FeedbackStore, feedback_path
+    from .feedback import REASONS, feedback_path
 
-    path = feedback_path(_settings(args))
-    if not path.is_file():
-        log.info("no feedback yet: %s does not exist (the bot creates it with its first answer)", path)
+    store = _existing_store(feedback_path(_settings(args)), "no feedback yet")
+    if store is None:
         return 0
-    for vote in FeedbackStore(path).votes(bad_only=args.bad):
+    for vote in store.votes(bad_only=args.bad):
         if args.json:
             print(json.dumps(vote.to_json(), ensure_ascii=False), flush=True)
             continue
@@ -81,6 +80,31 @@ def cmd_feedback(args) -> int:
             print(f"    wrong: {REASONS.get(vote.reason, vote.reason)}" + (f": {vote.comment}" if vote.comment else ""))
         for c in vote.citations:
             print(f"    {c['heading']}\n      {c['url']}")
+
+
+def _existing_store(path, nothing: str):
+    """The bot's feedback database at `path`, or None (said on stderr) when the bot has not made it yet."""
+    from .errors import OkdbotError
+    from .feedback import FeedbackStore
+
+    if path.is_dir():
+        raise OkdbotError(f"the feedback database {path} is a folder; move it aside or set discord.feedback_db "
+                          "in okdbot.yaml to a file")
+    if not path.is_file():
+        log.info("%s: %s does not exist (the bot creates it with its first answer)", nothing, path)
+        return None
+    return FeedbackStore(path)
+
+
+def _discord_id(text: str) -> int:
+    """A Discord id (a snowflake): a whole number above 0 that fits in 64 bits."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 2**64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Discord id (a number such as 123456789012345678)")
+    return value
 
 
 def _days(text: str) -> float:
@@ -96,14 +120,16 @@ def _days(text: str) -> float:
 def cmd_gaps(args) -> int:
     from datetime import datetime, timedelta, timezone
 
-    from .feedback import REASONS, FeedbackStore, feedback_path
+    from .feedback import REASONS, feedback_path
 
-    path = feedback_path(_settings(args))
-    if not path.is_file():
-        log.info("no questions yet: %s does not exist (the bot creates it with its first answer)", path)
+    store = _existing_store(feedback_path(_settings(args)), "no questions yet")
+    if store is None:
         return 0
-    since = datetime.now(timezone.utc) - timedelta(days=args.since) if args.since else None
-    for gap in FeedbackStore(path).gaps(since):
+    try:
+        since = datetime.now(timezone.utc) - timedelta(days=args.since) if args.since else None
+    except OverflowError:  # more days than the calendar holds: every question
+        since = None
+    for gap in store.gaps(since):
         if args.json:
             print(json.dumps(gap.to_json(), ensure_ascii=False), flush=True)
             continue
@@ -127,8 +153,11 @@ def cmd_invite(args) -> int:
     settings = _settings(args)
     client_id = args.client_id or client_id_from_token(discord_token())
     if client_id is None:
-        raise ConfigError("no application id: pass --client-id ID (Developer Portal → your application → "
-                          "General Information → Application ID) or set DISCORD_TOKEN")
+        where = "(Developer Portal → your application → General Information → Application ID)"
+        if discord_token():
+            raise ConfigError("DISCORD_TOKEN is set but is not shaped like a bot token (which starts with the "
+                              f"application id): check it, or pass --client-id ID {where}")
+        raise ConfigError(f"no application id: pass --client-id ID {where} or set DISCORD_TOKEN")
     threads = settings.discord.threads
     log.info("permissions: %s (%d)", labels(needed(threads)), permissions_value(threads))
     print(invite_url(client_id, threads, args.guild or settings.discord.guild_id))

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from .config_checks import CHECKS, base_url, url_problem
+from .config_checks import CHECKS, base_url, path_problem, url_problem
 from .errors import ConfigError, OkdbotError
 
 CONFIG_NAME = "okdbot.yaml"
@@ -264,6 +264,10 @@ def load_settings(
     elif env.get("OKDBOT_INDEX"):
         settings = settings.with_index(Path(env["OKDBOT_INDEX"]).resolve())
     settings = _place_clones(settings)
+    for what, place in [("the index folder", settings.index_dir), ("the state folder", settings.data),
+                        *((f"the notes folder of source '{s.name}'", s.path) for s in settings.sources)]:
+        if place is not None and path_problem(place):
+            raise ConfigError(f"{what} {path_problem(place)}")
     if env.get("OKDBOT_BACKEND"):
         backend = env["OKDBOT_BACKEND"].strip().lower()
         if backend not in ("auto", "onnx", "torch"):
@@ -311,6 +315,9 @@ def heartbeat_path(settings: "Settings | None" = None, env: dict[str, str] | Non
 def _find_config(config: str | Path | None, env) -> Path | None:
     if config is not None:
         path = Path(config)
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise ConfigError(f"config file {path} is {kind}; pass the okdbot.yaml file itself")
         if not path.is_file():
             raise ConfigError(f"config file {path} not found; pass an existing file to --config")
         return path.resolve()
@@ -327,11 +334,17 @@ def compose_yaml(path: Path, what: str, error: type[OkdbotError] = ConfigError, 
     """The YAML node tree of a file (line numbers kept for messages), or None when
     it is empty; `error` with one line naming the file (and line) when it is
     missing, unreadable or malformed."""
+    if path.is_fifo():  # reading a pipe nothing writes to would never end
+        raise error(f"{what} {path} is a pipe, not a regular file; pass the YAML file itself")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{what} {path} not found; {missing}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a folder; pass the YAML file itself") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}; make it readable for this user") from None
+    except UnicodeDecodeError as exc:
         raise error(f"cannot read {what} {path}: {exc}; re-save it as UTF-8") from None
     try:
         return yaml.compose(text, Loader=_LOADER)
@@ -356,6 +369,9 @@ def _validate(node: yaml.Node, schema: Any, path: Path, where: str, dotted: str 
             raise ConfigError(f"{path}:{line}: {where} must be a mapping of keys")
         out = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: a key in {where} must be a plain name, "
+                                  f"not a {type(key_node).__name__[:-4].lower()}")
             key = key_node.value
             if key not in schema:
                 known = ", ".join(schema)
@@ -396,8 +412,6 @@ def _settings_from(data: dict, base: Path, path: Path | None, state: Path | None
         retrieval["synonyms"] = (base / retrieval["synonyms"]).resolve()
     if retrieval.get("faiss", "flat") not in ("flat", "hnsw"):
         raise ConfigError(f"{path}: retrieval.faiss must be 'flat' or 'hnsw'")
-    if retrieval.get("hnsw_m", 32) < 2 or retrieval.get("hnsw_ef_search", 128) < 1:
-        raise ConfigError(f"{path}: retrieval.hnsw_m must be at least 2 and hnsw_ef_search at least 1")
     discord = dict(data.get("discord", {}))
     if discord.get("shards", 0) < 0:
         raise ConfigError(f"{path}: discord.shards must be 0 (one connection) or the number of shards")

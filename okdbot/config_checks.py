@@ -46,6 +46,32 @@ def template_problem(template: str) -> str:
     return ""
 
 
+def glob_problem(pattern: str) -> str:
+    """Why a source's glob cannot pick notes inside its folder ("" when it can)."""
+    if not pattern:
+        return "is empty; use a pattern relative to the source folder, e.g. **/*.md"
+    if pattern.startswith("/"):
+        return f"must be relative to the source folder, e.g. **/*.md (got {pattern!r})"
+    if ".." in pattern.split("/"):
+        return f"must stay inside the source folder: no '..' (got {pattern!r})"
+    return ""
+
+
+def path_problem(path) -> str:
+    """Why a path cannot be used ("" when it can): a name that is not UTF-8 (Python
+    keeps its bytes as surrogates) cannot go into the index, its links or the model's files."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return f"{shown} has a name that is not UTF-8; rename it or pass another path"
+    return ""
+
+
+def _not_empty(value: str) -> str:
+    return "is empty; name a folder (relative to this file), or leave the key out for the default" if not value else ""
+
+
 def _range(low: float | None, high: float | None, what: str = ""):
     """A check that a number lies within [low, high] (None: unbounded)."""
 
@@ -62,8 +88,11 @@ def _range(low: float | None, high: float | None, what: str = ""):
 # Checks of single values, by dotted key (sources.* apply to every source); each returns
 # what is wrong ("" when nothing). Applied with the value's line, when the file is read.
 CHECKS = {
+    "index": _not_empty,  # "" would be this file's folder: a build there removes what looks like its own
+    "data": _not_empty,
     "sources.url": url_problem,
     "sources.link": template_problem,
+    "sources.glob": glob_problem,
     "model.batch_size": _range(1, None),
     "retrieval.k": _range(1, 50, " passages"),
     "retrieval.lexical_weight": _range(0, None),
@@ -75,6 +104,8 @@ CHECKS = {
     "retrieval.gap_threshold": _range(0, 2, " (a difference of cosines)"),
     "retrieval.gap_threshold_korean": _range(0, 2, " (a difference of cosines)"),
     "retrieval.dense_candidates": _range(1, None),
+    "retrieval.hnsw_m": _range(2, 256, " (neighbours per vector; 16-64 is usual)"),
+    "retrieval.hnsw_ef_search": _range(1, 100_000),
     "discord.cooldown_rate": _range(0, None),
     "discord.cooldown_seconds": _range(0, None, " seconds"),
     "watch.fetch_seconds": _range(1, None, " seconds"),

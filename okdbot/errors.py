@@ -73,6 +73,8 @@ def storage_error(exc: OSError, doing: str, path=None) -> StorageError:
                   "or point OKDBOT_DATA / --index at a folder this user may write")
     elif code in (errno.ENOTDIR, errno.EEXIST):
         advice = "a file is in the way where a folder belongs; pass a folder (e.g. --index DIR)"
+    elif code == errno.EISDIR:
+        advice = "a folder is in the way where a file belongs; remove or rename it"
     else:
         advice = f"{exc.strerror or exc}; check the path and run again"
     return StorageError(f"cannot {doing} {where}: {advice}")

@@ -35,8 +35,9 @@ from typing import Protocol
 import yaml
 
 from .config import compose_yaml
-from .errors import EvalError
+from .errors import BadQuestion, EvalError
 from .lexical import has_hangul
+from .question import check_question, clean_text
 
 HIT_AT = (1, 3, 5)
 _QUESTION_KEYS = {"q", "after", "evidence", "unanswerable", "lang", "paraphrase", "holdout", "note", "cross", "tags"}
@@ -155,8 +156,12 @@ def _question(node: yaml.Node, path: Path) -> Question:
     if "q" not in fields:
         raise EvalError(f"{path}:{line}: a question needs 'q' (the question text)")
     text = _scalar(fields["q"], path, "q", str).strip()
-    if not text:
+    if not clean_text(text):  # nothing left once read as people see it (e.g. only zero-width spaces)
         raise EvalError(f"{path}:{line}: 'q' is empty")
+    try:
+        check_question(text)
+    except BadQuestion as exc:  # too long: refused here, before any model loads
+        raise EvalError(f"{path}:{line}: {exc}") from None
     unanswerable = _scalar(fields["unanswerable"], path, "unanswerable", bool) if "unanswerable" in fields else False
     evidence = _evidence(fields["evidence"], path) if "evidence" in fields else ()
     if unanswerable and evidence:
@@ -190,6 +195,8 @@ def _mapping(node: yaml.Node, path: Path, what: str, keys: set[str]) -> dict[str
         raise EvalError(f"{path}:{node.start_mark.line + 1}: {what} must be a mapping of keys")
     out = {}
     for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            raise EvalError(f"{path}:{key.start_mark.line + 1}: a key in {what} must be a plain name")
         if key.value not in keys:
             raise EvalError(f"{path}:{key.start_mark.line + 1}: unknown key '{key.value}' in {what}; "
                             f"expected one of: {', '.join(sorted(keys))}")

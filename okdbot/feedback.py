@@ -126,9 +126,13 @@ class FeedbackStore:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
                 _add_columns(db)
+                problem = _schema_problem(db)
         except (OSError, sqlite3.Error) as exc:
             raise OkdbotError(f"cannot open the feedback database {path} ({exc}); "
                               "set discord.feedback_db in okdbot.yaml to a writable file") from None
+        if problem:
+            raise OkdbotError(f"{path} is not okdbot's feedback database ({problem}); move it aside "
+                              "or set discord.feedback_db in okdbot.yaml to another file")
 
     @contextmanager
     def _db(self):
@@ -248,6 +252,21 @@ def _nearest(nearest: str, citations: str) -> tuple[str, str]:
         return near["heading"], near["url"]
     cited = json.loads(citations)
     return (cited[0]["heading"], cited[0]["url"]) if cited else ("", "")
+
+
+def _schema_problem(db: sqlite3.Connection) -> str:
+    """What the tables of an existing database lack of okdbot's ("" when nothing):
+    a table of the same name made by something else is left as it is."""
+    for table, columns in _COLUMNS.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        missing = [c for c in columns if c not in have]
+        if missing:
+            return f"table {table} has no column {', '.join(missing)}"
+    return ""
+
+
+_COLUMNS = {"answers": ("id", "time", "question", "answered", "generation", "citations", "asker", "channel"),
+            "votes": ("answer_id", "voter", "vote", "time"), "state": ("key", "value")}
 
 
 def _add_columns(db: sqlite3.Connection) -> None:

@@ -10,6 +10,7 @@ connected=false: both turn the container unhealthy.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -44,14 +45,20 @@ def write_heartbeat(path: Path, state: dict, now: float | None = None) -> None:
 def check(path: Path, max_age: float = DEFAULT_MAX_AGE, now: float | None = None) -> Health:
     """Healthy when the heartbeat at `path` is at most `max_age` seconds old and says connected."""
     now = time.time() if now is None else now
+    if Path(path).is_fifo():  # reading a pipe nothing writes to would block the health check for ever
+        return Health(False, f"heartbeat {path} is a pipe, not a regular file", {})
     try:
         state = json.loads(Path(path).read_text(encoding="utf-8"))
         beat = float(state["time"])
+        if not math.isfinite(beat):
+            raise ValueError("time is not a number")
     except FileNotFoundError:
         return Health(False, f"no heartbeat at {path}: the bot is not running (or still starting)", {})
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return Health(False, f"heartbeat {path} is unreadable ({type(exc).__name__})", {})
     age = now - beat
+    if -age > max_age:  # the bot's clock is the same as ours: an edited file, or the clock was set back
+        return Health(False, f"heartbeat {path} is {-age:.0f} s in the future: restart the bot", state)
     if age > max_age:
         return Health(False, f"last heartbeat {age:.0f} s ago (limit {max_age:.0f} s): the bot is stuck or stopped", state)
     if state.get("connected") is not True:

@@ -71,9 +71,13 @@ def scan_notes(sources: tuple[Source, ...]) -> tuple[list[Note], list[Skipped]]:
     skipped: list[Skipped] = []
     for source in sources:
         if not source.path.is_dir():
-            raise CorpusError(f"notes folder {source.path} does not exist; create it or fix 'path' of source '{source.name}'")
+            raise missing_folder(source)
         for file in list_files(source):
             rel = file.relative_to(source.path).as_posix()
+            if not _utf8(rel):  # a name no index, link or message can hold: shown with U+FFFD
+                shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                skipped.append(Skipped(source.name, shown, "its name is not UTF-8; rename it"))
+                continue
             data, reason = _read(file, source.path)
             text, reason = decode(data) if data is not None else (None, reason)
             if text is None:
@@ -82,6 +86,15 @@ def scan_notes(sources: tuple[Source, ...]) -> tuple[list[Note], list[Skipped]]:
                 continue
             notes.append(Note(source, rel, text, hashlib.sha256(data).hexdigest(), blob_id(data)))
     return notes, skipped
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name (decoded by Python with surrogateescape) is valid UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read(file, root) -> tuple[bytes | None, str]:
@@ -99,6 +112,12 @@ def _read(file, root) -> tuple[bytes | None, str]:
         return None, ""
     except OSError as exc:
         return None, f"unreadable ({exc.strerror})"
+
+
+def missing_folder(source: Source) -> CorpusError:
+    """The error for a source whose folder is not there (or is a file)."""
+    what = "is a file, not a folder" if source.path.exists() else "does not exist"
+    return CorpusError(f"notes folder {source.path} {what}; create it or fix 'path' of source '{source.name}'")
 
 
 def list_files(source: Source) -> list:

@@ -9,6 +9,8 @@ anything heavy is imported.
 from __future__ import annotations
 
 import logging
+import sys
+from contextlib import contextmanager
 
 MASK = "<token>"
 _MIN_SECRET = 8  # a shorter "secret" would mask ordinary words
@@ -51,3 +53,29 @@ def redact_handler(handler: logging.Handler) -> logging.Handler:
     if not isinstance(handler.formatter, Redacting):
         handler.setFormatter(Redacting(handler.formatter))
     return handler
+
+
+class _Scrubbing:
+    """A text stream that writes only scrubbed text; everything else is the stream's own."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(scrub(text))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def scrubbed_streams():
+    """While inside, whatever is printed on stdout and stderr (reports, argparse's usage
+    errors, a path or flag the token was pasted into by mistake) is scrubbed."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Scrubbing(sys.stdout), _Scrubbing(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved

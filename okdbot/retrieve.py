@@ -139,7 +139,8 @@ class Retriever:
         order = np.argsort(-fused, kind="stable")
         top = int(order[0]) if n else -1
         threshold = s.gap_threshold_korean if korean else s.gap_threshold
-        answered = bool(n > 0 and (coverage[top] >= s.coverage_threshold or gap >= threshold))
+        worded = any(ch.isalnum() for ch in question)  # "???!!!": no concept, a vector that stands out by chance
+        answered = bool(n > 0 and worded and (coverage[top] >= s.coverage_threshold or gap >= threshold))
         result = Result(question, answered, [], korean=korean, generation=reader.name,
                         top_score=float(fused[top]) if n else 0.0, context=context,
                         coverage=round(float(coverage[top]), 4) if n else 0.0, gap=round(gap, 4))

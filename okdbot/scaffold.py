@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from .config_checks import base_url, url_problem
+from .config_checks import base_url, path_problem, url_problem
 from .errors import ConfigError, CorpusError
 
 TEMPLATE = """\
@@ -42,7 +42,11 @@ def write_config(config: Path, notes: Path, url: str | None, force: bool = False
     if config.exists() and not force:
         raise ConfigError(f"{config} already exists; edit it, or pass --force to replace it")
     if not notes.is_dir():
-        raise CorpusError(f"notes folder {notes} does not exist; pass the folder of your Markdown notes")
+        what = "is a file, not a folder" if notes.exists() else "does not exist"
+        raise CorpusError(f"notes folder {notes} {what}; pass the folder of your Markdown notes")
+    for what, place in (("notes folder", notes.resolve()), ("config file", config.resolve())):
+        if path_problem(place):
+            raise ConfigError(f"{what} {path_problem(place)}")
     if url:
         problem = url_problem(url)
         if problem:

@@ -147,7 +147,9 @@ def watched_roots(settings: Settings) -> list[str]:
         roots.append(settings.retrieval.synonyms.parent.resolve())
     for source in settings.sources:
         if not source.path.is_dir():
-            raise CorpusError(f"notes folder {source.path} does not exist; create it or fix 'path' of source '{source.name}'")
+            from .ingest import missing_folder
+
+            raise missing_folder(source)
         roots.append(source.path.resolve())
     if not settings.sources:
         raise CorpusError("no notes configured; add a source to okdbot.yaml or pass --corpus DIR")

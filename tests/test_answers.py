@@ -47,7 +47,7 @@ def test_a_section_title_finds_the_section_as_one_merged_passage(retriever):
             assert a[0] != b[0] or a[2] < b[1] - 1 or b[2] < a[1] - 1, spans
 
 
-@pytest.mark.parametrize("question", ["오늘 점심 메뉴 추천해줘", "What is the capital of France?"])
+@pytest.mark.parametrize("question", ["오늘 점심 메뉴 추천해줘", "What is the capital of France?", "???!!!", "-- ?"])
 def test_a_question_the_notes_do_not_cover_is_declined_with_nearest_sections(retriever, question):
     result = retriever.search(question)
     assert not result.answered and not result.passages

@@ -131,6 +131,12 @@ def test_missing_and_empty_corpus(tmp_path, okdbot_cli):
     assert not (tmp_path / "index" / "CURRENT").exists()
 
 
+def test_a_file_named_as_the_notes_folder_is_said_to_be_a_file(tmp_path, okdbot_cli):
+    write_config(tmp_path, notes="okdbot.yaml")
+    for command in (["index"], ["index", "--corpus", "okdbot.yaml"], ["init", "okdbot.yaml", "--config", "new.yaml"]):
+        _one_line_error(okdbot_cli(*command, cwd=tmp_path), "okdbot.yaml is a file, not a folder")
+
+
 def test_undecodable_files_are_skipped_with_their_names(indexed_workspace, okdbot_cli):
     notes = indexed_workspace / "notes"
     (notes / "latin1.md").write_bytes("# Caf\xe9\n\nna\xefve\n".encode("latin-1"))

@@ -130,6 +130,8 @@ def test_a_source_url_that_is_no_web_address_is_refused(tmp_path, url):
     ("model", "batch_size", "0", "at least 1"),
     ("discord", "cooldown_seconds", "-5", "at least 0"),
     ("discord", "cooldown_rate", "-1", "at least 0"),
+    ("retrieval", "hnsw_m", "99999999999999999999999", "between 2 and 256"),
+    ("retrieval", "hnsw_ef_search", "99999999999999", "between 1 and 100000"),
 ])
 def test_numbers_out_of_range_are_refused_with_their_line(tmp_path, section, key, value, needle):
     with pytest.raises(ConfigError) as err:
@@ -159,3 +161,75 @@ def test_everything_okdbot_writes_is_in_one_state_folder(tmp_path):
     flagged = load_settings(tmp_path / "okdbot.yaml", index=tmp_path / "idx", env={"OKDBOT_DATA": str(data)})
     assert flagged.index_dir == (tmp_path / "idx").resolve() and feedback_path(flagged) == data.resolve() / "votes.sqlite"
     assert heartbeat_path(flagged, env={"OKDBOT_HEARTBEAT": "/run/hb.json"}) == Path("/run/hb.json")
+
+
+@pytest.mark.parametrize("glob, needle", [("", "empty"), ("/etc/*", "relative"), ("../*.md", "'..'"),
+                                          ("**/../../secret/*.md", "'..'")])
+def test_a_glob_that_is_empty_or_leaves_the_source_folder_is_refused_with_its_line(tmp_path, glob, needle):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, SOURCE + f"    glob: \"{glob}\"\n")
+    message = str(err.value)
+    assert "okdbot.yaml:5" in message and "sources.glob" in message and needle in message, message
+
+
+@pytest.mark.parametrize("text", ["? [a, b]\n: 1\n", "sources:\n  - ? {path: notes}\n    : x\n"])
+def test_a_key_that_is_not_a_plain_name_is_refused_with_its_line(tmp_path, text):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, text)
+    assert "okdbot.yaml:" in str(err.value) and "plain name" in str(err.value), str(err.value)
+
+
+def test_a_folder_given_as_a_yaml_file_is_named_as_a_folder(tmp_path):
+    from okdbot.config import compose_yaml
+    from okdbot.errors import EvalError
+
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path, env={})
+    assert "is a folder" in str(err.value) and "not found" not in str(err.value), str(err.value)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_settings(env={"OKDBOT_CONFIG": str(tmp_path)})
+    with pytest.raises(ConfigError, match="/dev/null is not a regular file"):
+        load_settings(env={"OKDBOT_CONFIG": "/dev/null"})
+    with pytest.raises(EvalError) as err:
+        compose_yaml(tmp_path, "question file", EvalError)
+    assert "is a folder" in str(err.value) and "UTF-8" not in str(err.value), str(err.value)
+
+
+def test_a_path_whose_name_is_not_utf8_is_refused_before_anything_runs(tmp_path, okdbot_cli):
+    import os
+
+    odd = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9")  # as Python gives such a name from argv
+    (tmp_path / "okdbot.yaml").write_text(SOURCE, encoding="utf-8")
+    for overrides in ({"index": odd}, {"corpus": odd}, {"env": {"OKDBOT_DATA": odd}}):
+        with pytest.raises(ConfigError, match="not UTF-8"):
+            load_settings(tmp_path / "okdbot.yaml", **{"env": {}, **overrides})
+    os.mkdir(odd)
+    proc = okdbot_cli("init", odd, "--config", str(tmp_path / "new.yaml"), cwd=tmp_path)
+    assert proc.returncode == 2 and "not UTF-8" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "new.yaml").exists()
+
+
+@pytest.mark.parametrize("key", ["index", "data"])
+def test_an_empty_index_or_state_folder_is_refused_not_taken_as_the_configs_folder(tmp_path, key):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, SOURCE + f"{key}: \"\"\n")
+    assert "okdbot.yaml:5" in str(err.value) and f"'{key}' is empty" in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("args", [["query", "--index", "", "Skopeo"], ["index", "--corpus", ""],
+                                  ["query", "--config", "", "Skopeo"], ["doctor", "--index="]])
+def test_an_empty_path_flag_is_a_usage_error_not_this_folder(tmp_path, args, okdbot_cli):
+    proc = okdbot_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and "is empty" in proc.stderr, proc
+    assert list(tmp_path.iterdir()) == []  # nothing written here
+
+
+def test_a_pipe_given_as_a_yaml_file_is_refused_at_once(tmp_path):
+    import os
+
+    from okdbot.config import compose_yaml
+    from okdbot.errors import EvalError
+
+    os.mkfifo(tmp_path / "questions.yaml")  # nothing writes to it: reading would wait for ever
+    with pytest.raises(EvalError, match="not a regular file"):
+        compose_yaml(tmp_path / "questions.yaml", "question file", EvalError)

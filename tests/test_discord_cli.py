@@ -117,3 +117,15 @@ def test_feedback_before_any_answer_lists_nothing_and_says_why(workspace):
     proc = run_cli("feedback", "--json", cwd=workspace, timeout=20)
     assert proc.returncode == 0 and proc.stdout == ""
     assert "no feedback yet" in proc.stderr and "feedback.sqlite" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["invite", "--client-id", TOKEN],  # argparse's own usage error
+    ["query", "--config", TOKEN, "Skopeo가 뭐야?"],  # okdbot's one-line error
+    ["doctor", "--no-discord", "--index", f"/nonexistent/{TOKEN}"],  # a report on stdout
+    ["health", "--heartbeat", f"/nonexistent/{TOKEN}"],
+])
+def test_the_token_pasted_into_a_flag_by_mistake_is_masked_in_every_output(workspace, args, okdbot_cli):
+    proc = okdbot_cli(*args, cwd=workspace, env={"DISCORD_TOKEN": TOKEN})
+    assert proc.returncode != 0 and "<token>" in proc.stdout + proc.stderr, proc
+    assert TOKEN not in proc.stdout + proc.stderr

@@ -127,3 +127,29 @@ def test_gaps_since_must_be_a_number_of_days(workspace, monkeypatch, capsys, qui
     with pytest.raises(SystemExit) as exit_:
         cli.main(["gaps", "--since", "last week"])
     assert exit_.value.code == 2 and "is not a number of days above 0, e.g. --since 30" in capsys.readouterr().err
+
+
+def test_gaps_since_more_days_than_the_calendar_holds_lists_everything(tmp_path, okdbot_cli):
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    with closing(sqlite3.connect(store.path)) as db, db:
+        db.execute("INSERT INTO answers (time, question, answered, generation, citations, asker) "
+                   "VALUES ('2026-01-02T00:00:00+00:00', 'What does Tekton do?', 0, 'gen-old', '[]', 'x')")
+    for days in ("1000000", "1e308"):
+        proc = okdbot_cli("gaps", "--since", days, "--index", str(tmp_path / "index"), cwd=tmp_path)
+        assert proc.returncode == 0 and "What does Tekton do?" in proc.stdout, (days, proc.stderr)
+
+
+def test_a_feedback_database_that_is_not_okdbots_is_one_line(tmp_path, okdbot_cli):
+    with closing(sqlite3.connect(tmp_path / "feedback.sqlite")) as db, db:
+        db.execute("CREATE TABLE answers (x)")
+    for command in ("feedback", "gaps"):
+        proc = okdbot_cli(command, "--index", str(tmp_path / "index"), cwd=tmp_path)
+        assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "feedback.sqlite" in proc.stderr and "answers" in proc.stderr
+
+
+def test_a_folder_where_the_feedback_database_belongs_is_named(tmp_path, okdbot_cli):
+    (tmp_path / "feedback.sqlite").mkdir()
+    for command in ("feedback", "gaps"):
+        proc = okdbot_cli(command, "--index", str(tmp_path / "index"), cwd=tmp_path)
+        assert proc.returncode == 1 and "is a folder" in proc.stderr and "does not exist" not in proc.stderr, proc.stderr

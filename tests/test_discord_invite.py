@@ -8,6 +8,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import discord
+import pytest
 import simcord
 
 from okdbot import cli
@@ -104,3 +105,17 @@ async def test_with_the_invites_permissions_the_bot_answers_and_without_one_it_t
             assert "/ask" in hint.content
         posts = [r.json for r in env.http_requests if r.method == "POST" and r.path.endswith("/messages")]
         assert len(posts) == 6 and all(p["allowed_mentions"]["parse"] == [] for p in posts)  # 2 answers, 4 hints
+
+
+@pytest.mark.parametrize("args", [["--client-id", "-1"], ["--client-id", "0"], ["--client-id", "7", "--guild", "-5"],
+                                  ["--client-id", str(2**64)]])
+def test_an_id_that_no_discord_object_has_is_refused(workspace, args, okdbot_cli):
+    proc = okdbot_cli("invite", *args, cwd=workspace, env={"DISCORD_TOKEN": ""})
+    assert proc.returncode == 2 and proc.stdout == "" and "not a Discord id" in proc.stderr, proc
+
+
+def test_a_token_that_names_no_application_is_said_to_be_so_and_never_shown(workspace, okdbot_cli):
+    garbage = "not-a-bot-token-at-all"
+    proc = okdbot_cli("invite", cwd=workspace, env={"DISCORD_TOKEN": garbage})
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc
+    assert "DISCORD_TOKEN is set but" in proc.stderr and "--client-id" in proc.stderr and garbage not in proc.stderr

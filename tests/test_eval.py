@@ -96,6 +96,9 @@ def test_a_miss_is_listed_with_what_was_returned(tmp_path, retriever):
     ("questions:\n  - q: hi\n    lang: fr\n    unanswerable: true\n", "bad.yaml:3: 'lang' must be ko or en"),
     ("questions: []\n", "bad.yaml:1: 'questions' must be a non-empty list"),
     ("name: x\n", "no 'questions:' list"),
+    ("questions:\n  - q: " + "x" * 1001 + "\n    unanswerable: true\n", "bad.yaml:2: the question is 1001 characters"),
+    ("questions:\n  - q: \"\\u200b\\u200b\"\n    unanswerable: true\n", "bad.yaml:2: 'q' is empty"),
+    ("questions:\n  - ? [q]\n    : hi\n", "bad.yaml:2: a key in a question must be a plain name"),
 ])
 def test_bad_question_files_are_one_line_errors_naming_the_line(tmp_path, text, needle):
     path = tmp_path / "bad.yaml"

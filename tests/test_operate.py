@@ -42,6 +42,29 @@ def test_okdbot_health_exit_codes_are_what_docker_reads(tmp_path):
     assert run_cli("health", "--heartbeat", str(beat), "--max-age", "30", cwd=tmp_path).returncode == 1
 
 
+@pytest.mark.parametrize("max_age", ["0", "-1", "nan", "inf", "soon"])
+def test_a_max_age_that_is_no_number_of_seconds_is_refused(tmp_path, max_age, okdbot_cli):
+    beat = tmp_path / "hb.json"
+    write_heartbeat(beat, {"connected": True}, now=time.time() - 3600)  # stale for any sane limit
+    proc = okdbot_cli("health", "--heartbeat", str(beat), "--max-age", max_age, cwd=tmp_path)
+    assert proc.returncode == 2 and "--max-age" in proc.stderr and "healthy" not in proc.stdout, proc
+
+
+def test_a_heartbeat_that_is_a_pipe_is_unhealthy_at_once(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "hb.json")  # nothing writes to it: reading would wait for ever
+    health = check(tmp_path / "hb.json")
+    assert not health.healthy and "not a regular file" in health.message
+
+
+def test_a_heartbeat_whose_time_is_no_number_is_unhealthy(tmp_path):
+    beat = tmp_path / "hb.json"
+    for when in ("NaN", "Infinity", "1e308"):
+        beat.write_text(f'{{"connected": true, "time": {when}}}', encoding="utf-8")
+        assert not check(beat).healthy, when
+
+
 def test_the_answer_log_line_has_the_numbers_and_never_the_question(retriever):
     result = retriever.search("컨테이너 이미지를 저장소 간에 복사하는 도구는?")
     line = answer_log_line(result, 123.4)

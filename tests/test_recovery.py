@@ -84,6 +84,42 @@ def test_a_build_recovers_from_a_bad_current_and_says_so(built, analyzer, caplog
     assert _answers_skopeo(folder, analyzer, fake)
 
 
+def _manifest_edit(edit):
+    """Damage of the live generation's manifest (it holds the checksums, so none covers it)."""
+    def damage(generation):
+        path = generation / "manifest.json"
+        path.write_text(json.dumps(edit(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
+    return damage
+
+
+_MANIFEST_SHAPES = {
+    "a-list": lambda m: [m],
+    "null": lambda m: None,
+    "no-sources": lambda m: {k: v for k, v in m.items() if k != "sources"},
+    "no-dim": lambda m: {k: v for k, v in m.items() if k != "dim"},
+    "nameless-source": lambda m: {**m, "sources": [{"path": "notes"}]},
+    "notes-a-number": lambda m: {**m, "notes": 3},
+    "query-model-path-a-number": lambda m: {**m, "query_model": {**m.get("query_model", {}), "path": 3}},
+    "query-model-outside": lambda m: {**m, "query_model": {**m.get("query_model", {}), "path": "models/../../.."}},
+}
+
+
+@pytest.mark.parametrize("edit", _MANIFEST_SHAPES.values(), ids=_MANIFEST_SHAPES)
+def test_a_manifest_of_the_wrong_shape_is_a_damaged_index(built, analyzer, edit, okdbot_cli):
+    folder, fake = built
+    _manifest_edit(edit)(_live(folder))
+    for command in (["query", "Skopeo가 뭐야?"], ["query", "--index", str(folder / "index"), "Skopeo가 뭐야?"]):
+        one_error_line(okdbot_cli(*command, cwd=folder), "manifest", "okdbot index --full")
+    doctor = okdbot_cli("doctor", "--no-discord", "--json", cwd=folder)
+    assert doctor.returncode == 1 and "internal error" not in doctor.stderr, doctor.stderr
+    index = [c for c in json.loads(doctor.stdout)["checks"] if c["area"] == "index"]
+    assert index[0]["status"] == "FAIL" and "okdbot index --full" in index[0]["fix"], index
+    fake.embedded.clear()
+    report = _build(folder, fake, analyzer)
+    assert report.full and "damaged" in report.reason and len(fake.embedded) == report.chunks
+    assert _answers_skopeo(folder, analyzer, fake)
+
+
 def _corrupt_vector(generation):
     with sqlite3.connect(generation / "chunks.sqlite") as db:
         h = db.execute("SELECT hash FROM chunks WHERE text LIKE '%Skopeo :%'").fetchone()[0]
@@ -121,6 +157,16 @@ def test_an_incremental_build_never_reuses_a_damaged_live_generation(built, anal
     assert all(np.linalg.norm(v) == pytest.approx(1.0, abs=1e-4) for v in vectors)
     assert all(tokens != {"stale"} for tokens in reader.headings[1])
     assert _answers_skopeo(folder, analyzer, fake)
+
+
+def test_a_file_missing_from_the_live_generation_is_named_not_the_generation(built, okdbot_cli):
+    folder, _ = built
+    lexical = _live(folder) / "lexical"
+    for file in lexical.iterdir():
+        file.unlink()
+    lexical.rmdir()
+    line = one_error_line(okdbot_cli("query", "Skopeo가 뭐야?", cwd=folder), "okdbot index --full")
+    assert "lexical" in line and "missing generation" not in line, line
 
 
 def test_an_intact_live_generation_is_still_reused(built, analyzer):
@@ -168,6 +214,15 @@ def test_index_naming_a_file_is_one_line_naming_it(built, command, okdbot_cli):
     folder, _ = built
     note = folder / "notes" / "Day26.md"
     one_error_line(okdbot_cli(*command, "--index", str(note), cwd=folder), str(note), "a file is in the way")
+
+
+@pytest.mark.parametrize("command", [["index"], ["query", "Skopeo가 뭐야?"]])
+def test_a_folder_in_place_of_current_is_one_line_saying_to_move_it(built, command, okdbot_cli):
+    folder, _ = built
+    current = folder / "index" / "CURRENT"
+    current.unlink()
+    current.mkdir()
+    one_error_line(okdbot_cli(*command, cwd=folder), str(current), "a folder is in the way", "remove or rename it")
 
 
 @pytest.fixture
@@ -291,3 +346,31 @@ def test_synonyms_written_in_nfd_are_read_as_nfc(tmp_path):
     path.write_text(unicodedata.normalize("NFD", "- [registry, 레지스트리, 저장소]\n"), encoding="utf-8")
     (group,) = load_synonyms(path)
     assert group.terms == ("registry", "레지스트리", "저장소")
+
+
+def test_a_note_whose_name_is_not_utf8_is_skipped_with_a_warning(workspace, analyzer, caplog, okdbot_cli):
+    import os
+
+    with open(os.fsencode(workspace / "notes") + b"/caf\xe9.md", "wb") as handle:
+        handle.write(b"# Latin-1 name\n\n- a note saved under a Latin-1 file name\n")
+    with caplog.at_level("WARNING", logger="okdbot"):
+        report = _build(workspace, CountingEmbedder(), analyzer)
+    assert "caf" in caplog.text and "name is not UTF-8" in caplog.text and "rename it" in caplog.text
+    assert report.files == 1 and report.skipped == 1
+    from okdbot.freshness import check_freshness
+
+    assert check_freshness(settings_for(workspace)).fresh  # skipped as it is: no endless re-indexing
+    doctor = okdbot_cli("doctor", "--no-discord", "--json", cwd=workspace)
+    corpus = [c for c in json.loads(doctor.stdout)["checks"] if c["area"] == "corpus" and c["status"] == "FAIL"]
+    assert corpus and any("name is not UTF-8" in d for d in corpus[0]["details"]), doctor.stdout
+
+
+def test_a_build_removes_only_its_own_generations_and_exports(workspace, analyzer):
+    """An index folder given by mistake as a folder of the user's (`--index .`) keeps their models/."""
+    theirs = [workspace / "index" / "models" / "my-model", workspace / "index" / "gen-docs"]
+    for folder in theirs:
+        folder.mkdir(parents=True)
+        (folder / "weights.bin").write_bytes(b"\x00" * 16)
+    for full in (False, True, False):
+        _build(workspace, CountingEmbedder(), analyzer, full=full)
+    assert all((folder / "weights.bin").read_bytes() == b"\x00" * 16 for folder in theirs)

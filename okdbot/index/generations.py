@@ -145,7 +145,8 @@ def cleanup(index_dir: Path) -> None:
     generations, and exported models no kept generation names. Call only
     while holding the build lock."""
     live, _ = read_current(index_dir)
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir() and _NAME.fullmatch(p.name.removesuffix(".tmp"))),
+                  key=lambda p: p.stat().st_mtime)  # only okdbot's: a folder of the user's may be called gen-…
     finished = [p for p in gens if not p.name.endswith(".tmp")]
     keep = {p.name for p in finished[-KEEP_GENERATIONS:]} | {live}
     for path in gens:
@@ -164,9 +165,13 @@ def _cleanup_models(index_dir: Path, generations: list[Path]) -> None:
             manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # cannot tell what it uses: keep every model
-        used.add(Path((manifest.get("query_model") or {}).get("path", "")).name)
-    for path in folder.iterdir():
-        if path.name not in used:
+        record = (manifest.get("query_model") or {}) if isinstance(manifest, dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("path", ""), str):
+            return  # a damaged manifest (a generation kept for readers mid-switch): keep every model
+        used.add(Path(record.get("path", "")).name)
+    for path in folder.iterdir():  # only okdbot's own: an export, or one a build left unfinished
+        ours = (path / "export.json").is_file() or re.fullmatch(r"\..+\.(tmp|old)-\d+", path.name)
+        if path.name not in used and path.is_dir() and ours:
             shutil.rmtree(path, ignore_errors=True)
 
 

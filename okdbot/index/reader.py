@@ -13,7 +13,7 @@ from ..errors import IndexCorrupt, IndexMissing
 from . import dense
 from .chunks import DATABASE, WINDOWS, ChunkReader, ChunkRecord
 from .files import MANIFEST, sha256
-from .generations import FORMAT, HEADINGS, LEXICAL, current_generation
+from .generations import FORMAT, HEADINGS, LEXICAL, MODELS, current_generation
 
 
 class IndexReader:
@@ -137,13 +137,51 @@ def generation_damage(generation: Path) -> str:
 
 
 def read_manifest(generation: Path) -> dict:
-    """A generation's manifest; FileNotFoundError when it is gone, IndexCorrupt when unreadable."""
+    """A generation's manifest; FileNotFoundError when it is gone, IndexCorrupt when
+    unreadable or not of the shape a build writes (no checksum covers the manifest itself)."""
     try:
-        return json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as exc:
         raise IndexCorrupt(f"index manifest in {generation} is unreadable ({exc}); run `okdbot index --full`") from None
+    problem = _shape_problem(manifest)
+    if problem:
+        raise IndexCorrupt(f"index manifest in {generation} is unreadable ({problem}); run `okdbot index --full`")
+    return manifest
+
+
+# What readers take from a manifest of this format without a default, and the type of
+# what they may take with one: a manifest lacking the one or holding another type is damaged.
+_REQUIRED = {"sources": list, "dim": int, "max_tokens": int, "checksums": dict}
+_OPTIONAL = {"model": str, "model_name": str, "notes": dict, "skipped": list, "retrieval": dict, "glossary": dict,
+             "query_model": dict, "counts": dict, "faiss": str, "hnsw_m": int, "hnsw_ef_search": int}
+
+
+def _shape_problem(manifest) -> str:
+    """What is wrong with the shape of a manifest ("" when nothing). One of another
+    format is left to the callers, which name both formats."""
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__} instead of an object"
+    if manifest.get("format") != FORMAT:
+        return ""
+    for key, kind in _REQUIRED.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"'{key}' is missing or not a {kind.__name__}"
+    for key, kind in _OPTIONAL.items():
+        if key in manifest and not isinstance(manifest[key], kind):
+            return f"'{key}' is not a {kind.__name__}"
+    record = manifest.get("query_model") or {}
+    folder = record.get("path")
+    if record and not (isinstance(folder, str) and folder.startswith(f"{MODELS}/")
+                       and folder[len(MODELS) + 1:] not in ("", ".", "..") and folder.count("/") == 1
+                       and isinstance(record.get("files", {}), dict)):
+        return f"'query_model' does not name a folder of {MODELS}/ and its files"
+    for key, names in (("sources", ("name", "path")), ("skipped", ("source", "path"))):
+        for item in manifest.get(key, []):
+            if not isinstance(item, dict) or not all(isinstance(item.get(name), str) for name in names):
+                return f"an item of '{key}' lacks its {' or '.join(names)}"
+    return ""
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -183,6 +221,9 @@ def open_index(index_dir: Path, verify: bool = True) -> IndexReader:
             raise IndexMissing(f"no index in {index_dir}; run `okdbot index` first")
         try:
             return IndexReader(index_dir / name, verify=verify)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            missing = exc.filename or index_dir / name
             time.sleep(0.05)  # a build replaced and cleaned it meanwhile: read CURRENT again
+    if (index_dir / name).is_dir():  # still live, so no build removed it: the generation lost a file
+        raise IndexCorrupt(f"index file {missing} is missing; run `okdbot index --full` to rebuild the index")
     raise IndexCorrupt(f"index in {index_dir} points to a missing generation; run `okdbot index --full`")
