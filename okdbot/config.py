@@ -410,20 +410,12 @@ def _settings_from(data: dict, base: Path, path: Path | None, state: Path | None
     retrieval = dict(data.get("retrieval", {}))
     if "synonyms" in retrieval:
         retrieval["synonyms"] = (base / retrieval["synonyms"]).resolve()
-    if retrieval.get("faiss", "flat") not in ("flat", "hnsw"):
-        raise ConfigError(f"{path}: retrieval.faiss must be 'flat' or 'hnsw'")
     discord = dict(data.get("discord", {}))
-    if discord.get("shards", 0) < 0:
-        raise ConfigError(f"{path}: discord.shards must be 0 (one connection) or the number of shards")
     if "channels" in discord:
         discord["channels"] = tuple(discord["channels"])
     if "feedback_db" in discord:
         discord["feedback_db"] = (state_base / discord["feedback_db"]).resolve()
-    if data.get("watch", {}).get("debounce_ms", 800) < 0:
-        raise ConfigError(f"{path}: watch.debounce_ms must be 0 or more milliseconds")
     model = ModelSettings(**data.get("model", {}))
-    if model.backend not in ("auto", "onnx", "torch"):
-        raise ConfigError(f"{path}: model.backend must be 'auto', 'onnx' or 'torch'")
     return Settings(
         sources=tuple(sources),
         index_dir=(state_base / data.get("index", "index")).resolve(),

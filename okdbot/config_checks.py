@@ -85,6 +85,15 @@ def _range(low: float | None, high: float | None, what: str = ""):
     return check
 
 
+def _one_of(*allowed: str):
+    """A check that a value is one of `allowed`."""
+
+    def check(value) -> str:
+        return "" if value in allowed else f"must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+
+    return check
+
+
 # Checks of single values, by dotted key (sources.* apply to every source); each returns
 # what is wrong ("" when nothing). Applied with the value's line, when the file is read.
 CHECKS = {
@@ -104,9 +113,13 @@ CHECKS = {
     "retrieval.gap_threshold": _range(0, 2, " (a difference of cosines)"),
     "retrieval.gap_threshold_korean": _range(0, 2, " (a difference of cosines)"),
     "retrieval.dense_candidates": _range(1, None),
+    "retrieval.faiss": _one_of("flat", "hnsw"),
     "retrieval.hnsw_m": _range(2, 256, " (neighbours per vector; 16-64 is usual)"),
     "retrieval.hnsw_ef_search": _range(1, 100_000),
     "discord.cooldown_rate": _range(0, None),
     "discord.cooldown_seconds": _range(0, None, " seconds"),
+    "discord.shards": _range(0, None, " (0: one connection, else the number of shards)"),
+    "model.backend": _one_of("auto", "onnx", "torch"),
     "watch.fetch_seconds": _range(1, None, " seconds"),
+    "watch.debounce_ms": _range(0, None, " milliseconds"),
 }

@@ -132,6 +132,10 @@ def test_a_source_url_that_is_no_web_address_is_refused(tmp_path, url):
     ("discord", "cooldown_rate", "-1", "at least 0"),
     ("retrieval", "hnsw_m", "99999999999999999999999", "between 2 and 256"),
     ("retrieval", "hnsw_ef_search", "99999999999999", "between 1 and 100000"),
+    ("retrieval", "faiss", "ivf", "one of 'flat', 'hnsw'"),
+    ("discord", "shards", "-1", "at least 0"),
+    ("watch", "debounce_ms", "-5", "at least 0"),
+    ("model", "backend", "gpu", "one of 'auto', 'onnx', 'torch'"),
 ])
 def test_numbers_out_of_range_are_refused_with_their_line(tmp_path, section, key, value, needle):
     with pytest.raises(ConfigError) as err:
