@@ -85,8 +85,9 @@ def test_index_json_contract(first_answer, fresh_clone, okdbot_cli):
     proc = okdbot_cli("index", "--json", cwd=fresh_clone)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model", "glossary"}
-    assert data["embedded"] == 0 and data["reused"] == data["chunks"] > 40
+    assert set(data) == {"files", "chunks", "embedded", "reused", "removed", "seconds", "index", "model", "glossary",
+                         "unchanged"}
+    assert data["embedded"] == 0 and data["reused"] == data["chunks"] > 40 and data["unchanged"] is True
     assert data["glossary"] == 4  # the note's own glosses: 지표(metric), 망(Mesh), ISV(…), OTA(Over-the-air)
 
 

@@ -34,7 +34,8 @@ def _generation(index_dir, vectors: np.ndarray, retrieval) -> "open_index":
     writer.write_dense(np.arange(n, dtype=np.int64) * WINDOWS, vectors, vectors.shape[1], retrieval.faiss,
                        retrieval.hnsw_m)
     writer.write_lexical(LexicalIndex.build([["t"]] * n), ["H"], [["h"]], [0] * n)
-    writer.publish({"model": "synthetic", "dim": vectors.shape[1], "faiss": retrieval.faiss,
+    writer.publish({"model": "synthetic", "dim": vectors.shape[1], "max_tokens": 512, "sources": [],
+                    "faiss": retrieval.faiss,
                     "hnsw_m": retrieval.hnsw_m, "hnsw_ef_search": retrieval.hnsw_ef_search})
     return open_index(index_dir)
 

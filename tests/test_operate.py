@@ -96,7 +96,7 @@ def test_verbose_and_quiet_work_before_or_after_every_command(indexed_workspace,
     ("discord:\n  shards: -1\n", "discord.shards"),
     ("retrieval:\n  hnsw_m: 1\n", "hnsw_m"),
     ("watch:\n  debounce_ms: -5\n", "watch.debounce_ms"),
-    ("retrieval:\n  faiss: ivf\n", "'flat' or 'hnsw'"),
+    ("retrieval:\n  faiss: ivf\n", "retrieval.faiss"),
 ])
 def test_scaling_and_watch_settings_are_validated(tmp_path, extra, needle):
     write_config(tmp_path, extra=extra)

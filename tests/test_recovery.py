@@ -6,6 +6,7 @@ copied damage into the next generation (issue 12)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 
 import numpy as np
@@ -374,3 +375,16 @@ def test_a_build_removes_only_its_own_generations_and_exports(workspace, analyze
     for full in (False, True, False):
         _build(workspace, CountingEmbedder(), analyzer, full=full)
     assert all((folder / "weights.bin").read_bytes() == b"\x00" * 16 for folder in theirs)
+
+
+def test_a_file_in_place_of_the_models_folder_is_one_line_and_the_index_stays(built, okdbot_cli):
+    """`okdbot index` used to warn "could not export the model", publish an index without its
+    query model and exit 0; every question then asked to run `okdbot index` again."""
+    folder, _ = built
+    models = folder / "index" / "models"
+    live = (folder / "index" / "CURRENT").read_text()
+    if models.exists():
+        shutil.move(models, folder / "models.moved")
+    models.write_text("not a folder")
+    one_error_line(okdbot_cli("index", "--full", cwd=folder), str(models), "a file is in the way", "remove or rename it")
+    assert (folder / "index" / "CURRENT").read_text() == live

@@ -9,6 +9,7 @@ one process (a bot, the tests) exports once and links the folder's files.
 
 from __future__ import annotations
 
+
 import logging
 import os
 import re
@@ -16,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import OkdbotError
+from ..errors import OkdbotError, StorageError
 from . import Embedder, backend_for
 
 log = logging.getLogger("okdbot")
@@ -34,6 +35,10 @@ def ensure_export(settings: Settings, embedder: Embedder | None = None) -> dict 
     from ..index.generations import MODELS, publish_model
 
     backend = backend_for(settings.model)
+    models = settings.index_dir / MODELS
+    if models.exists() and not models.is_dir():  # no export could ever be written: say so, don't index without
+        raise StorageError(f"cannot keep the model exports in {models}: a file is in the way where okdbot's "
+                           "folder belongs; remove or rename it and run again")
     try:
         fingerprint = backend.fingerprint(settings.model)
         if fingerprint is None:
