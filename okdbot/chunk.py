@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # markdown-it loads only when notes are chunked, not when a question is answered
     from markdown_it.token import Token
 
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"  # 2: a block without a letter or digit ("- ") is no chunk
 
 _IMAGE_ONLY = re.compile(
     r"^\s*(?:[-*+]\s+|\d+[.)]\s+)?"
@@ -27,6 +27,7 @@ _IMAGE_ONLY = re.compile(
     re.IGNORECASE,
 )
 _TAG = re.compile(r"<[^>]+>")
+_WORD = re.compile(r"[^\W_]")  # a letter or digit, in any script
 
 
 @cache
@@ -156,4 +157,6 @@ def _quotable_runs(lines: list[str], start: int, end: int, splittable: bool):
 
 
 def _has_words(block: list[str]) -> bool:
-    return any(_TAG.sub("", line).strip() and not is_image_only(line) for line in block)
+    """Whether a block says anything: a letter or digit outside tags and images. A bare
+    "- " or "```" has no words, and its vector sits near every question."""
+    return any(_WORD.search(_TAG.sub("", line)) and not is_image_only(line) for line in block)

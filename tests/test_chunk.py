@@ -31,6 +31,7 @@ def _assert_exact_lines(text, chunks):
         assert 1 <= c.start_line <= c.end_line <= len(lines)
         assert c.text == "\n".join(lines[c.start_line - 1:c.end_line]), (c.file, c.start_line)
         assert c.text.strip(), "empty chunk"
+        assert re.search(r"[^\W_]", re.sub(r"<[^>]+>", "", c.text)), ("a chunk without words", c.file, c.start_line)
         assert not any(is_image_only(line) for line in c.text.split("\n")[:1])
 
 
@@ -78,6 +79,14 @@ def test_image_only_lines_are_never_quoted():
     assert any(is_image_only(line) for line in text.split("\n"))
     for c in chunk_note("notes", "Day26.md", text):
         assert not any(is_image_only(line) for line in c.text.split("\n"))
+
+
+def test_a_block_without_words_is_never_a_passage():
+    """A bare "- " (44-day notes, Day19) or a fence holding only a comment was a chunk, and its
+    vector sat near every question: it was quoted as the answer to unrelated ones."""
+    text = "# SELinux\n\n- `setenforce [0|1]`\n- \n\n***\n\n```<!-- cSpell:ignore x -->\n```\n\n- 1\n"
+    chunks = chunk_note("notes", "Day19.md", text)
+    assert [c.text for c in chunks] == ["- `setenforce [0|1]`", "- 1"]
 
 
 def test_code_fence_is_one_chunk_and_front_matter_is_skipped():
