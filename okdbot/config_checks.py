@@ -102,6 +102,8 @@ CHECKS = {
     "sources.url": url_problem,
     "sources.link": template_problem,
     "sources.glob": glob_problem,
+    "model.name": lambda name: "is empty; name a model (multilingual-e5-small, all-MiniLM-L6-v2, a Hugging Face id "
+                               "or a local folder), or leave the key out" if not name.strip() else "",
     "model.batch_size": _range(1, None),
     "retrieval.k": _range(1, 50, " passages"),
     "retrieval.lexical_weight": _range(0, None),

@@ -9,6 +9,7 @@ Hangul fillers) or control characters, whitespace collapsed.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from .errors import BadQuestion
@@ -16,14 +17,16 @@ from .errors import BadQuestion
 MAX_QUESTION_CHARS = 1000
 # Invisible letters (category Lo, so not caught as format characters): Hangul fillers.
 _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0")
+# a terminal escape sequence (colour, cursor): pasted from a terminal, invisible there
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 
 
 def clean_text(text: str) -> str:
-    """`text` as people see it: format (Cf: zero-width, bidi) and control (Cc)
-    characters removed, whitespace-like controls read as spaces, NFC-normalised,
+    """`text` as people see it: terminal escape sequences, format (Cf: zero-width, bidi)
+    and control (Cc) characters removed, whitespace-like controls read as spaces, NFC-normalised,
     runs of whitespace made one space, stripped."""
     kept = []
-    for ch in text or "":
+    for ch in _ESCAPE.sub("", text or ""):
         if ch.isspace():
             kept.append(" ")
         elif ch not in _INVISIBLE and unicodedata.category(ch) not in ("Cc", "Cf"):

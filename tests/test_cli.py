@@ -174,3 +174,12 @@ def test_help_is_available_for_every_command(tmp_path):
     for args in (["--help"], ["index", "--help"], ["query", "--help"]):
         proc = run_cli(*args, cwd=tmp_path)
         assert proc.returncode == 0 and "usage: okdbot" in proc.stdout
+
+
+def test_terminal_escape_sequences_are_not_part_of_a_question(first_answer, fresh_clone, okdbot_cli):
+    """A question pasted from a coloured terminal: the escapes are invisible there, so they are
+    not searched for ("[31m" was left after removing the ESC control character and was answered)."""
+    _one_line_error(okdbot_cli("query", "\x1b[31m", cwd=fresh_clone), "the question is empty")
+    proc = okdbot_cli("query", "--json", "\x1b[1;31mSkopeo\x1b[0m가 뭐야?", cwd=fresh_clone)
+    data = json.loads(proc.stdout)
+    assert data["question"] == "Skopeo가 뭐야?" and "Skopeo" in data["passages"][0]["text"]

@@ -213,6 +213,11 @@ def test_a_path_whose_name_is_not_utf8_is_refused_before_anything_runs(tmp_path,
     assert not (tmp_path / "new.yaml").exists()
 
 
+def test_an_empty_model_name_is_a_config_error_with_its_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"okdbot.yaml:6: 'model.name' is empty"):
+        _load(tmp_path, SOURCE + "model:\n  name: ''\n")
+
+
 @pytest.mark.parametrize("key", ["index", "data"])
 def test_an_empty_index_or_state_folder_is_refused_not_taken_as_the_configs_folder(tmp_path, key):
     with pytest.raises(ConfigError) as err:
