@@ -212,9 +212,10 @@ def _settings(args, **overrides):
 def cmd_init(args) -> int:
     from .scaffold import write_config
 
-    url, count = write_config(Path(args.config), Path(args.folder), args.url, args.force)
+    url, (count, skipped) = write_config(Path(args.config), Path(args.folder), args.url, args.force)
     links = f"links open {url}" if url else "links are file:// links (set url: for web links)"
-    print(f"wrote {args.config}: {count} note(s) in {args.folder}; {links}")
+    left_out = f" ({skipped} file(s) will be skipped: `okdbot doctor` says why)" if skipped else ""
+    print(f"wrote {args.config}: {count} note(s) in {args.folder}{left_out}; {links}")
     print('next: okdbot doctor --no-discord, then okdbot query "…" (the first query builds the index)')
     return 0
 

@@ -35,8 +35,8 @@ retrieval:
 _COLUMN = 30  # where the comments of the template start
 
 
-def write_config(config: Path, notes: Path, url: str | None, force: bool = False) -> tuple[str, int]:
-    """Write `config` for the notes in `notes`; (the url used, how many notes it finds).
+def write_config(config: Path, notes: Path, url: str | None, force: bool = False) -> tuple[str, tuple[int, int]]:
+    """Write `config` for the notes in `notes`; (the url used, (notes it will index, files it will skip))).
     ConfigError when the file exists (unless `force`) or the url is no web address;
     CorpusError when the folder does not exist."""
     if config.exists() and not force:
@@ -62,9 +62,16 @@ def write_config(config: Path, notes: Path, url: str | None, force: bool = False
     text = TEMPLATE.format(name=name, name_pad=_pad("  - name: " + name), path=_yaml(path),
                            path_pad=_pad("    path: " + _yaml(path)), url_line=url_line)
     config.write_text(text, encoding="utf-8")
-    count = sum(1 for p in notes.rglob("*.md") if p.is_file() and not any(
-        part.startswith(".") for part in p.relative_to(notes).parts))
-    return url, count
+    return url, _readable_notes(notes, name)
+
+
+def _readable_notes(folder: Path, name: str) -> tuple[int, int]:
+    """(notes `okdbot index` will read, files it will skip) in `folder`, as it will see them."""
+    from .config import Source
+    from .ingest import scan_notes
+
+    notes, skipped = scan_notes((Source(name, folder.resolve()),))
+    return len(notes), len(skipped)
 
 
 def url_from_git(notes: Path) -> str:

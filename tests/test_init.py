@@ -15,9 +15,10 @@ from .conftest import BUNDLED_NOTE, CountingEmbedder
 def test_init_writes_a_config_that_indexes_and_links_the_notes(tmp_path, analyzer, okdbot_cli):
     (tmp_path / "my notes").mkdir()
     shutil.copy(BUNDLED_NOTE, tmp_path / "my notes" / "Day26.md")
+    (tmp_path / "my notes" / "scan.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")  # index will skip it
     proc = okdbot_cli("init", "my notes", "--url", "https://github.com/me/study/blob/main/okd", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "1 note(s) in my notes" in proc.stdout and "okdbot query" in proc.stdout
+    assert "1 note(s) in my notes (1 file(s) will be skipped" in proc.stdout and "okdbot query" in proc.stdout
     text = (tmp_path / "okdbot.yaml").read_text(encoding="utf-8")
     assert text.count("#") > 10  # commented for whoever edits it next
     settings = load_settings(tmp_path / "okdbot.yaml", env={})
