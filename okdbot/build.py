@@ -114,14 +114,7 @@ def build_index(
             query_model = _sbert_export(settings, embedder)
         model = {"dim": embedder.dim, "max_tokens": embedder.max_tokens} if embedder else \
             {"dim": old.manifest["dim"], "max_tokens": old.manifest["max_tokens"]}
-        embedded_hashes = {c.hash for c in todo}
-        report = BuildReport(
-            files=len(notes), chunks=len(chunks),
-            embedded=sum(c.hash in embedded_hashes for c in chunks),
-            reused=sum(c.hash not in embedded_hashes for c in chunks),
-            removed=len(old.keys - {c.key for c in chunks}),
-            seconds=0.0, index=str(index_dir), model=signature["model"],
-            full=not old.vectors, reason=old.reason, skipped=len(skipped), glossary=glossary.mined)
+        report = _report(settings, signature["model"], old, notes, chunks, todo, skipped, glossary.mined)
         manifest = {**_manifest(settings, {**signature, **model}, notes, chunks, skipped),
                     "retrieval": settings.retrieval.recorded(), "glossary": glossary.to_json()}
         if query_model:
@@ -129,19 +122,30 @@ def build_index(
         if _up_to_date(old, manifest):
             cleanup(index_dir)  # what an interrupted build left behind
             report.generation, report.unchanged = old.path.name, True
-            report.seconds = round(time.perf_counter() - started, 3)
-            return report
-        writer = GenerationWriter(index_dir)
-        try:
-            writer.add_notes([(n.source.name, n.path, n.text) for n in notes])
-            writer.add_line_tokens(line_tokens)
-            _write(writer, chunks, vectors, tokens, model["dim"], settings, analyzer, known_headings)
-            report.generation = writer.publish(manifest)
-        except BaseException:
-            writer.abandon()
-            raise
+        else:
+            writer = GenerationWriter(index_dir)
+            try:
+                writer.add_notes([(n.source.name, n.path, n.text) for n in notes])
+                writer.add_line_tokens(line_tokens)
+                _write(writer, chunks, vectors, tokens, model["dim"], settings, analyzer, known_headings)
+                report.generation = writer.publish(manifest)
+            except BaseException:
+                writer.abandon()
+                raise
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _report(settings: Settings, model: str, old: "_Reuse", notes, chunks, todo, skipped, mined: int) -> BuildReport:
+    """What the build did, counted (its generation and time are filled in last)."""
+    embedded_hashes = {c.hash for c in todo}
+    return BuildReport(
+        files=len(notes), chunks=len(chunks),
+        embedded=sum(c.hash in embedded_hashes for c in chunks),
+        reused=sum(c.hash not in embedded_hashes for c in chunks),
+        removed=len(old.keys - {c.key for c in chunks}),
+        seconds=0.0, index=str(settings.index_dir), model=model,
+        full=not old.vectors, reason=old.reason, skipped=len(skipped), glossary=mined)
 
 
 @contextmanager

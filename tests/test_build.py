@@ -262,10 +262,12 @@ def test_reader_querying_during_rebuilds_never_errors(indexed_workspace, model, 
 
     stop = threading.Event()
 
-    def ask():
-        while not stop.is_set():
+    def ask():  # during the builds, and at least 60 questions however fast they are
+        sent = 0
+        while not stop.is_set() or sent < 60:
             reader.stdin.write(SKOPEO_Q + "\n")
             reader.stdin.flush()
+            sent += 1
             time.sleep(0.01)
 
     asker = threading.Thread(target=ask)
