@@ -249,6 +249,7 @@ def _index_and_watch(settings, args) -> int:
     import signal
     import threading
 
+    from .runtime import settings_of_index
     from .watch import Rebuilder, watch, watched_roots
 
     watched_roots(settings)  # a missing notes folder is an error now, not in the loop
@@ -259,7 +260,8 @@ def _index_and_watch(settings, args) -> int:
     rebuilder.preload()
     try:
         watch(settings, on_rebuilt=(lambda r: print(json.dumps(r.public(), ensure_ascii=False), flush=True))
-              if args.json else None, stop_event=stop, rebuilder=rebuilder)
+              if args.json else None, stop_event=stop, rebuilder=rebuilder,
+              reload=lambda: settings_of_index(_settings(args, corpus=args.corpus, source_url=args.source_url)))
     except KeyboardInterrupt:
         pass
     log.info("stopped watching")

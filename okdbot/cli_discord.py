@@ -57,7 +57,7 @@ def cmd_discord(args) -> int:
     settings = _settings(args)
     from .discord_bot import run
 
-    run(settings, token, sync=args.sync, watch=args.watch)
+    run(settings, token, sync=args.sync, watch=args.watch, reload=lambda: _settings(args))
     return 0
 
 

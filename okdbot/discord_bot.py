@@ -56,7 +56,7 @@ class OkdBot(commands.Bot):
     otherwise setup_hook loads it once from `settings`."""
 
     def __init__(self, settings: Settings, *, feedback: FeedbackStore, retriever=None, sync: bool = False,
-                 workers: int = RETRIEVAL_WORKERS, watch: bool = False, **options) -> None:
+                 workers: int = RETRIEVAL_WORKERS, watch: bool = False, reload=None, **options) -> None:
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice: no warning about it
         intents = discord.Intents.default()
         intents.message_content = settings.discord.threads  # follow-ups in its threads come without a mention
@@ -64,6 +64,7 @@ class OkdBot(commands.Bot):
                          allowed_mentions=discord.AllowedMentions.none(), **options)
         self.settings = settings
         self.watch = watch
+        self.reload = reload  # re-reads the config file for the watcher (None: it warns instead)
         self.connected = False
         self._watch_stop: threading.Event | None = None
         self._watch_thread: threading.Thread | None = None
@@ -97,7 +98,7 @@ class OkdBot(commands.Bot):
         self._watch_thread = threading.Thread(
             target=watch, name="okdbot-watch", daemon=True,
             kwargs={"settings": self.settings, "stop_event": self._watch_stop,
-                    "on_rebuilt": lambda _report: self.retriever.refresh()})
+                    "on_rebuilt": lambda _report: self.retriever.refresh(), "reload": self.reload})
         self._watch_thread.start()
 
     @tasks.loop(seconds=30)
@@ -220,10 +221,12 @@ def make_bot(settings: Settings, **kwargs) -> OkdBot:
     return OkdBot(settings, **kwargs)
 
 
-def run(settings: Settings, token: str, *, sync: bool = False, watch: bool = False) -> None:
-    """Run the bot until interrupted; Discord's refusals become one-line DiscordErrors."""
+def run(settings: Settings, token: str, *, sync: bool = False, watch: bool = False, reload=None) -> None:
+    """Run the bot until interrupted; Discord's refusals become one-line DiscordErrors.
+    `reload` re-reads the config for the watcher (the index settings; Discord's need a restart)."""
     _route_logs(token)
-    bot = make_bot(settings, feedback=FeedbackStore(feedback_path(settings)), sync=sync, watch=watch)
+    bot = make_bot(settings, feedback=FeedbackStore(feedback_path(settings)), sync=sync, watch=watch,
+                   reload=reload)
 
     async def main() -> None:
         async with bot:

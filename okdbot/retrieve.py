@@ -35,6 +35,7 @@ from .question import MAX_QUESTION_CHARS, check_question  # noqa: F401 (part of 
 from .results import Line, Passage, Result, Suggestion, is_korean  # noqa: F401 (also importable from here)
 from .index.chunks import ChunkRecord
 from .index.generations import CURRENT, current_generation
+from .index.files import file_stamp
 from .index.reader import IndexReader, open_index
 
 log = logging.getLogger("okdbot")
@@ -83,7 +84,7 @@ class Retriever:
 
     def refresh(self) -> bool:
         """Load the newest generation if it changed; True when it did."""
-        stamp = _stamp(self.index_dir / CURRENT)  # a publish replaces the file: cheaper to stat than to read
+        stamp = file_stamp(self.index_dir / CURRENT)  # a publish replaces the file: cheaper to stat than to read
         if stamp is not None and stamp == self._current_seen:
             return False
         self._current_seen = stamp
@@ -222,15 +223,6 @@ class Retriever:
         if built != self.encoder.model_id:
             raise IndexMismatch(f"the index was built with model {built} but queries use {self.encoder.model_id}; "
                                 "run `okdbot index` to rebuild it for the configured model")
-
-
-def _stamp(path: Path | None) -> tuple[int, int, int] | None:
-    """What tells an edited file from the one read before (None: no file)."""
-    try:
-        st = path.stat() if path else None
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino) if st else None
 
 
 def _defined_terms(chunk: ChunkRecord) -> list[str]:

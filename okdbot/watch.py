@@ -10,7 +10,7 @@ kept by the watcher and trigger one more check afterwards. Builds never
 overlap (index.generations.build_lock, also across processes). A failed rebuild is
 logged and the watcher goes on; the live index stays as it was.
 
-    watch(settings, on_rebuilt=None, stop_event=None)   # blocks until stop_event is set
+    watch(settings, on_rebuilt=None, stop_event=None, reload=None)   # blocks until stop_event is set
 
 `okdbot index --watch` runs it in the foreground; `okdbot discord --watch`
 runs it in a thread of the bot process (off the event loop). `on_rebuilt(report)`
@@ -44,6 +44,14 @@ class Rebuilder:
         self._embedder = embedder
         self._analyzer = analyzer
         self._lock = threading.Lock()
+
+    def with_settings(self, settings: Settings) -> "Rebuilder":
+        """A rebuilder for `settings`: this one when the model is the same (it stays loaded)."""
+        if settings.model != self.settings.model:
+            return Rebuilder(settings, analyzer=self._analyzer)
+        with self._lock:
+            self.settings = settings
+        return self
 
     def preload(self) -> "Rebuilder":
         """Load the model and the analyser now rather than at the first edit."""
@@ -96,24 +104,72 @@ class Rebuilder:
 
 
 def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: threading.Event | None = None,
-          rebuilder: Rebuilder | None = None) -> None:
-    """Block, re-indexing on every change of the notes, until stop_event is set."""
+          rebuilder: Rebuilder | None = None, reload: Callable[[], Settings] | None = None) -> None:
+    """Block, re-indexing on every change of the notes, until stop_event is set.
+
+    When the config file changes, `reload()` reads the settings again and the notes are
+    indexed with them from then on (a source added or moved is watched); a config with an
+    error keeps the settings before. Without `reload` a warning says to restart."""
     import watchfiles
 
     rebuilder = rebuilder or Rebuilder(settings)
-    fetch = _Fetcher(settings)
-    roots = watched_roots(settings)
+    config = _Stamped(settings.config_path)
     started = False
-    for changes in watchfiles.watch(*roots, watch_filter=event_filter(settings), stop_event=stop_event,
-                                    yield_on_timeout=True, raise_interrupt=False, **_timing(settings)):
-        fetch.when_due()  # new commits of git: sources change files: their events follow
-        if not started:  # the watcher is live now: catch up with edits made before it was
-            started = True
-            _announce(settings, roots)
-        elif not changes:
-            continue
-        _log_changes(changes)
-        _run(rebuilder, on_rebuilt)
+    while True:
+        fetch, roots, moved = _Fetcher(settings), watched_roots(settings), False
+        for changes in watchfiles.watch(*roots, watch_filter=event_filter(settings), stop_event=stop_event,
+                                        yield_on_timeout=True, raise_interrupt=False, **_timing(settings)):
+            fetch.when_due()  # new commits of git: sources change files: their events follow
+            new = _reloaded(settings, reload) if config.changed() else None
+            if new is not None:
+                settings, rebuilder = new, rebuilder.with_settings(new)
+                moved = watched_roots(new) != roots
+            if not started:  # the watcher is live now: catch up with edits made before it was
+                started = True
+                _announce(settings, roots)
+            elif not changes and new is None:
+                continue
+            _log_changes(changes)
+            _run(rebuilder, on_rebuilt)
+            if moved:
+                break  # watch the new folders
+        if not moved:
+            return
+
+
+class _Stamped:
+    """A file whose edits are noticed by its stat, checked on each tick."""
+
+    def __init__(self, path: Path | None):
+        from .index.files import file_stamp
+
+        self.path, self._read = path, lambda: file_stamp(path)
+        self.stamp = self._read()
+
+    def changed(self) -> bool:
+        stamp = self._read()
+        if stamp == self.stamp:
+            return False
+        self.stamp = stamp
+        return True
+
+
+def _reloaded(settings: Settings, reload: Callable[[], Settings] | None) -> Settings | None:
+    """The settings of the edited config file, or None to keep the ones in use (said why)."""
+    if reload is None:
+        log.warning("%s changed: this watcher keeps the settings it started with; restart it to use the new ones",
+                    settings.config_path)
+        return None
+    try:
+        new = reload()
+        watched_roots(new)  # a missing notes folder: keep watching the ones we have
+    except OkdbotError as exc:
+        log.error("%s changed but cannot be used, the watcher keeps the settings before: %s", settings.config_path, exc)
+        return None
+    if new == settings:
+        return None
+    log.info("%s changed: indexing with its new settings", settings.config_path)
+    return new
 
 
 class _Fetcher:

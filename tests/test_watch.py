@@ -189,3 +189,29 @@ def test_an_edit_of_the_configured_synonyms_file_is_watched_too(tmp_path):
     accept = event_filter(settings)
     assert accept(None, str(tmp_path / "team" / "synonyms.yaml"))
     assert not accept(None, str(tmp_path / "team" / "other.yaml"))
+
+
+def test_an_edited_config_is_read_again_and_a_broken_one_is_kept_out(bot):
+    """The watcher used to keep the config it started with: a source added to okdbot.yaml was
+    never indexed, and a manual `okdbot index` with the new config was undone at the next edit."""
+    folder, watcher, retriever = bot
+    config = folder / "okdbot.yaml"
+    original = config.read_text(encoding="utf-8")
+    (folder / "more").mkdir(exist_ok=True)
+    (folder / "more" / "Day99.md").write_text(ZOOKEEPER_NOTE, encoding="utf-8")
+    try:
+        config.write_text(original.replace("index: index\n", "  - name: more\n    path: more\nindex: index\n"),
+                          encoding="utf-8")
+        watcher.wait_for("changed: indexing with its new settings", 15)
+        found = _wait(lambda: (r := retriever.search(ZOOKEEPER_Q)) and "Day99.md" in _files(r) and r, 30,
+                      "the source added to the config was never indexed")
+        assert found.passages[0].source == "more"
+        config.write_text(original + "retrieval:\n  k: 0\n", encoding="utf-8")  # an error: keep what works
+        watcher.wait_for("changed but cannot be used, the watcher keeps the settings before", 15)
+        assert watcher.proc.poll() is None and "Day99.md" in _files(retriever.search(ZOOKEEPER_Q))
+    finally:
+        config.write_text(original, encoding="utf-8")
+        shutil.rmtree(folder / "more")
+    settings = settings_for(folder)
+    _wait(lambda: check_freshness(settings).fresh and "Day99.md" not in _files(retriever.search(ZOOKEEPER_Q)), 30,
+          "the watcher did not go back to the config as it was")

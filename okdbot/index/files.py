@@ -17,6 +17,16 @@ def checksums(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
 
 
+def file_stamp(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells an edited or replaced file from the one seen before: (mtime, size, inode);
+    None when there is no file."""
+    try:
+        st = path.stat() if path else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino) if st else None
+
+
 def sha256(path: Path) -> str:
     """Hex SHA-256 of a file; IndexCorrupt when it cannot be read (FileNotFoundError passes)."""
     digest = hashlib.sha256()
