@@ -72,7 +72,7 @@ def storage_error(exc: OSError, doing: str, path=None) -> StorageError:
         advice = (f"permission denied for this user (uid {os.getuid()}); make it writable (chown/chmod) "
                   "or point OKDBOT_DATA / --index at a folder this user may write")
     elif code in (errno.ENOTDIR, errno.EEXIST):
-        advice = "a file is in the way where a folder belongs; pass a folder (e.g. --index DIR)"
+        advice = ("a file is in the way where a folder belongs; point --index, or the state folder (OKDBOT_DATA / data:), at a folder")
     elif code == errno.EISDIR:
         advice = "a folder is in the way where a file belongs; remove or rename it"
     else:
