@@ -155,9 +155,11 @@ ANSWERED_COLOUR = 0x3BA55D
 NOT_FOUND_COLOUR = 0x99AAB5
 _URL = re.compile(r"https?://[^\s<>\[\]]+")
 _HEADING = re.compile(r"(?:#{1,3}|-#)\s")
-_CODE_SPAN = re.compile(r"(`+).+?\1")
-_MASKED = re.compile(r"(?P<bang>!?)\[(?P<label>[^\[\]]*)\]\(\s*<?(?P<url>https?://(?:[^\s()<>]|\([^\s()<>]*\))+)>?"
-                     r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
+_MASKED = (r"(?P<bang>!?)\[(?P<label>[^\[\]]*)\]\(\s*<?(?P<url>(?i:https?)://(?:[^\s()<>]|\([^\s()<>]*\))+)>?"
+           r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
+# What Discord reads at a position of a note line, tried in its order: an escape, an
+# inline code span (shown literally), a masked link, any other "[" (which could open one).
+_INLINE = re.compile(rf"(?P<escape>\\.)|(?P<code>(?P<ticks>`+).*?[^`](?P=ticks)(?!`))|{_MASKED}|\[")
 
 
 @dataclass
@@ -260,14 +262,16 @@ def show_link_targets(lines: list[str]) -> list[str]:
 
 
 def _links_outside_code(line: str) -> str:
-    parts, last = [], 0
-    for span in _CODE_SPAN.finditer(line):
-        parts += [_MASKED.sub(_visible_link, line[last:span.start()]), span.group(0)]
-        last = span.end()
-    return "".join(parts) + _MASKED.sub(_visible_link, line[last:])
+    """The line with no `[` Discord could open a link with: masked links shown with their
+    destination, every other unescaped `[` escaped (Discord shows `\\[` as `[`)."""
+    return _INLINE.sub(_visible_link, line)
 
 
 def _visible_link(match: re.Match[str]) -> str:
+    if match["escape"] or match["code"]:
+        return match.group(0)
+    if match["url"] is None:
+        return "\\["
     return f"{match['bang']}\\[{match['label']}\\](<{match['url']}>)"
 
 
