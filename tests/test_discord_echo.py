@@ -5,6 +5,7 @@ payloads; real index and model (the fixtures of test_discord)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -120,3 +121,16 @@ async def test_no_form_of_masked_link_in_a_note_hides_its_destination(zebra_note
     for shown, (line, url) in zip(description.split("\n"), HIDDEN_LINKS.items()):
         assert url in shown, (line, shown)
     assert rendered_links(f"[a](<{SIMCORD_TOKEN}>) \\\\[a](https://x.example)") == ["[a](https://x.example)"]
+
+
+async def test_the_bot_token_is_never_posted_from_a_note_or_a_question(zebra_notes, tmp_path, quiet_loggers):
+    settings, retriever = zebra_notes
+    async with simcord.run(make_bot(bot_settings(settings, tmp_path, threads=True), retriever)) as env:
+        w = World(env)
+        result = await w.alice.slash(w.channel, "ask", question=f"what does the zebra bot log in with? {SIMCORD_TOKEN}")
+        await w.bob.send(w.channel, f"{env.bot.user.mention} zebra bot log in {SIMCORD_TOKEN}")
+        sent = [json.dumps(r.json, ensure_ascii=False) for r in env.http_requests if r.json]
+    assert result.response.content == "> what does the zebra bot log in with? <token>"
+    assert result.response.embeds[0].description == "- the zebra bot logs in with <token> here"
+    assert any('"name": "what does the zebra bot log in with? <token>"' in body for body in sent)  # the thread
+    assert not [body for body in sent if SIMCORD_TOKEN in body]
