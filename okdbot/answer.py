@@ -155,6 +155,9 @@ ANSWERED_COLOUR = 0x3BA55D
 NOT_FOUND_COLOUR = 0x99AAB5
 _URL = re.compile(r"https?://[^\s<>\[\]]+")
 _HEADING = re.compile(r"(?:#{1,3}|-#)\s")
+# Brackets in a link's label let Discord end it early, at a "](" of the label's own
+# (escapes do not stop that): a heading made a link shows them as full-width brackets.
+_LABEL_SAFE = str.maketrans("[]", "［］")
 _MASKED = (r"(?P<bang>!?)\[(?P<label>[^\[\]]*)\]\(\s*<?(?P<url>(?i:https?)://(?:[^\s()<>]|\([^\s()<>]*\))+)>?"
            r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
 # What Discord reads at a position of a note line, tried in its order: an escape, an
@@ -364,7 +367,7 @@ def _not_found_embed(result: Result, ui: dict[str, str]) -> EmbedSpec:
     embed = EmbedSpec(title=ui["not_found"], colour=NOT_FOUND_COLOUR)
     value = ""
     for s in result.suggestions:
-        label = short_heading(s.heading, 120).replace("[", "\\[").replace("]", "\\]")
+        label = short_heading(s.heading, 120).translate(_LABEL_SAFE)
         line = f"- [{label}]({s.url})"
         if size(value) + size(line) + 1 > FIELD_VALUE_MAX:
             break

@@ -11,6 +11,7 @@ import re
 import pytest
 import simcord
 
+from okdbot.results import Result, Suggestion
 from okdbot.retrieve import Retriever
 
 from .conftest import indexed_copy
@@ -134,3 +135,22 @@ async def test_the_bot_token_is_never_posted_from_a_note_or_a_question(zebra_not
     assert result.response.embeds[0].description == "- the zebra bot logs in with <token> here"
     assert any('"name": "what does the zebra bot log in with? <token>"' in body for body in sent)  # the thread
     assert not [body for body in sent if SIMCORD_TOKEN in body]
+
+
+class Declining:
+    """Declines every question, suggesting sections whose headings hold link syntax."""
+
+    HEADINGS = ["Zebra > x](https://evil.example/s) [y", "Zebra > [a](https://evil.example/t) b", "Zebra > c\\"]
+
+    def search(self, question, k=None, context=""):
+        return Result(question, False, [], [Suggestion(h, f"https://notes.example/zebra.md#L{n}")
+                                            for n, h in enumerate(self.HEADINGS, 1)])
+
+
+async def test_a_suggested_heading_cannot_turn_into_a_link_elsewhere(settings):
+    async with simcord.run(make_bot(settings, Declining())) as env:
+        w = World(env)
+        result = await w.alice.slash(w.channel, "ask", question="zebra?")
+    (field,) = result.response.embeds[0].fields
+    links = rendered_links(field.value)
+    assert len(links) == 3 and all("](https://notes.example/zebra.md#L" in link for link in links), field.value
