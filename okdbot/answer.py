@@ -162,7 +162,8 @@ _MASKED = (r"(?P<bang>!?)\[(?P<label>[^\[\]]*)\]\(\s*<?(?P<url>(?i:https?)://(?:
            r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
 # What Discord reads at a position of a note line, tried in its order: an escape, an
 # inline code span (shown literally), a masked link, any other "[" (which could open one).
-_INLINE = re.compile(rf"(?P<escape>\\.)|(?P<code>(?P<ticks>`+).*?[^`](?P=ticks)(?!`))|{_MASKED}|\[")
+_BRACKET = re.compile(r"\\.|\[")
+_INLINE = re.compile(rf"(?P<escape>\\.)|(?P<code>(?P<ticks>`+)[\s\S]*?[^`](?P=ticks)(?!`))|{_MASKED}|\[")
 
 
 @dataclass
@@ -256,21 +257,27 @@ def show_link_targets(lines: list[str]) -> list[str]:
     """Quoted note lines with every `[label](https://…)` turned into
     `\\[label\\](<https://…>)`: Discord then shows the line as written, the
     destination visible, instead of a link whose target is hidden. Code
-    (fenced blocks, inline spans) is shown literally by Discord and left alone."""
-    out, inside = [], False
+    (fenced blocks, inline spans) is shown literally by Discord and left alone;
+    an inline span may run over lines, so the lines between fences are read as one text."""
+    out, run, inside = [], [], False
     for line in lines:
-        out.append(line if inside else _links_outside_code(line))
+        (out if inside else run).append(line)
         inside ^= line.count(FENCE) % 2 == 1
-    return out
+        if inside and run:
+            out += _links_outside_code("\n".join(run)).split("\n")
+            run = []
+    return out + (_links_outside_code("\n".join(run)).split("\n") if run else [])
 
 
-def _links_outside_code(line: str) -> str:
-    """The line with no `[` Discord could open a link with: masked links shown with their
+def _links_outside_code(text: str) -> str:
+    """The text with no `[` Discord could open a link with: masked links shown with their
     destination, every other unescaped `[` escaped (Discord shows `\\[` as `[`)."""
-    return _INLINE.sub(_visible_link, line)
+    return _INLINE.sub(_visible_link, text)
 
 
 def _visible_link(match: re.Match[str]) -> str:
+    if match["code"] and "\n" in match["code"]:  # a cut between its lines would end it early
+        return _BRACKET.sub(lambda m: "\\[" if m.group(0) == "[" else m.group(0), match["code"])
     if match["escape"] or match["code"]:
         return match.group(0)
     if match["url"] is None:

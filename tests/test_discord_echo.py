@@ -93,6 +93,8 @@ def rendered_links(text: str) -> list[str]:
 
 
 HIDDEN_LINKS = {  # a note line → the destination that must stay visible
+    "- zebra code that opens on one line `oc get": "",
+    "- and closes on the next` [a](https://evil.example/h) `here`": "https://evil.example/h",
     "- zebra code label [`oc`](https://evil.example/a) here": "https://evil.example/a",
     "- zebra nested [a [b] c](https://evil.example/b) here": "https://evil.example/b",
     "- zebra escaped \\[a\\](https://evil.example/c) here": "https://evil.example/c",
@@ -119,7 +121,7 @@ async def test_no_form_of_masked_link_in_a_note_hides_its_destination(zebra_note
         description = result.response.embeds[0].description
     assert result.response.embeds[0].title == "Zebra > Zebra hostile links"
     assert rendered_links(description) == [], description
-    for shown, (line, url) in zip(description.split("\n"), HIDDEN_LINKS.items()):
+    for shown, (line, url) in zip(description.split("\n"), HIDDEN_LINKS.items(), strict=True):
         assert url in shown, (line, shown)
     assert rendered_links(f"[a](<{SIMCORD_TOKEN}>) \\\\[a](https://x.example)") == ["[a](https://x.example)"]
 
