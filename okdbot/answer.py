@@ -155,9 +155,15 @@ ANSWERED_COLOUR = 0x3BA55D
 NOT_FOUND_COLOUR = 0x99AAB5
 _URL = re.compile(r"https?://[^\s<>\[\]]+")
 _HEADING = re.compile(r"(?:#{1,3}|-#)\s")
-_CODE_SPAN = re.compile(r"(`+).+?\1")
-_MASKED = re.compile(r"(?P<bang>!?)\[(?P<label>[^\[\]]*)\]\(\s*<?(?P<url>https?://(?:[^\s()<>]|\([^\s()<>]*\))+)>?"
-                     r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
+# Brackets in a link's label let Discord end it early, at a "](" of the label's own
+# (escapes do not stop that): a heading made a link shows them as full-width brackets.
+_LABEL_SAFE = str.maketrans("[]", "［］")
+_MASKED = (r"(?P<bang>!?)\[(?P<label>[^\[\]]*)\]\(\s*<?(?P<url>(?i:https?)://(?:[^\s()<>]|\([^\s()<>]*\))+)>?"
+           r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
+# What Discord reads at a position of a note line, tried in its order: an escape, an
+# inline code span (shown literally), a masked link, any other "[" (which could open one).
+_BRACKET = re.compile(r"\\.|\[")
+_INLINE = re.compile(rf"(?P<escape>\\.)|(?P<code>(?P<ticks>`+)[\s\S]*?[^`](?P=ticks)(?!`))|{_MASKED}|\[")
 
 
 @dataclass
@@ -251,23 +257,31 @@ def show_link_targets(lines: list[str]) -> list[str]:
     """Quoted note lines with every `[label](https://…)` turned into
     `\\[label\\](<https://…>)`: Discord then shows the line as written, the
     destination visible, instead of a link whose target is hidden. Code
-    (fenced blocks, inline spans) is shown literally by Discord and left alone."""
-    out, inside = [], False
+    (fenced blocks, inline spans) is shown literally by Discord and left alone;
+    an inline span may run over lines, so the lines between fences are read as one text."""
+    out, run, inside = [], [], False
     for line in lines:
-        out.append(line if inside else _links_outside_code(line))
+        (out if inside else run).append(line)
         inside ^= line.count(FENCE) % 2 == 1
-    return out
+        if inside and run:
+            out += _links_outside_code("\n".join(run)).split("\n")
+            run = []
+    return out + (_links_outside_code("\n".join(run)).split("\n") if run else [])
 
 
-def _links_outside_code(line: str) -> str:
-    parts, last = [], 0
-    for span in _CODE_SPAN.finditer(line):
-        parts += [_MASKED.sub(_visible_link, line[last:span.start()]), span.group(0)]
-        last = span.end()
-    return "".join(parts) + _MASKED.sub(_visible_link, line[last:])
+def _links_outside_code(text: str) -> str:
+    """The text with no `[` Discord could open a link with: masked links shown with their
+    destination, every other unescaped `[` escaped (Discord shows `\\[` as `[`)."""
+    return _INLINE.sub(_visible_link, text)
 
 
 def _visible_link(match: re.Match[str]) -> str:
+    if match["code"] and "\n" in match["code"]:  # a cut between its lines would end it early
+        return _BRACKET.sub(lambda m: "\\[" if m.group(0) == "[" else m.group(0), match["code"])
+    if match["escape"] or match["code"]:
+        return match.group(0)
+    if match["url"] is None:
+        return "\\["
     return f"{match['bang']}\\[{match['label']}\\](<{match['url']}>)"
 
 
@@ -360,7 +374,7 @@ def _not_found_embed(result: Result, ui: dict[str, str]) -> EmbedSpec:
     embed = EmbedSpec(title=ui["not_found"], colour=NOT_FOUND_COLOUR)
     value = ""
     for s in result.suggestions:
-        label = short_heading(s.heading, 120).replace("[", "\\[").replace("]", "\\]")
+        label = short_heading(s.heading, 120).translate(_LABEL_SAFE)
         line = f"- [{label}]({s.url})"
         if size(value) + size(line) + 1 > FIELD_VALUE_MAX:
             break

@@ -75,6 +75,11 @@ class OkdBot(commands.Bot):
         self._retrieval: ThreadPoolExecutor | None = None
         self._db: ThreadPoolExecutor | None = None
 
+    async def login(self, token: str) -> None:
+        """Log in; from now on the token is masked in everything the bot writes or posts."""
+        add_secret(token)
+        await super().login(token)
+
     async def setup_hook(self) -> None:
         self._retrieval = ThreadPoolExecutor(self.workers, thread_name_prefix="okdbot-retrieve")
         self._db = ThreadPoolExecutor(1, thread_name_prefix="okdbot-db")

@@ -27,6 +27,7 @@ from . import invite
 from .answer import answer_log_line, discord_reply, strings, thread_name
 from .errors import BadQuestion
 from .question import clean_text
+from .redact import scrub
 from .retrieve import MAX_QUESTION_CHARS, Result, is_korean
 from .discord_ui import answer_id_of, message_kwargs, tell_privately
 
@@ -252,7 +253,7 @@ class AskCog(commands.Cog):
                           question: str) -> discord.Thread | None:
         """A thread under `starter`, named after the question (None if Discord refuses)."""
         try:
-            return await channel.create_thread(name=thread_name(question), message=starter)
+            return await channel.create_thread(name=scrub(thread_name(question)), message=starter)
         except discord.HTTPException as exc:
             log.warning("could not open a thread in channel %s (%s); answering in place", channel.id, exc)
             return None

@@ -14,6 +14,7 @@ from discord.app_commands import locale_str
 from .answer import DiscordReply, EmbedSpec, strings
 from .feedback import COMMENT_MAX, REASONS
 from .question import clean_text
+from .redact import scrub
 from .retrieve import is_korean
 
 log = logging.getLogger("okdbot")
@@ -112,12 +113,13 @@ def answer_id_of(message: discord.Message) -> int | None:
 
 
 def to_embed(spec: EmbedSpec) -> discord.Embed:
-    embed = discord.Embed(title=spec.title, description=spec.description or None, url=spec.url or None,
-                          colour=spec.colour)
+    """The embed, with the bot's token masked wherever a note or a question put it."""
+    embed = discord.Embed(title=scrub(spec.title), description=scrub(spec.description) or None,
+                          url=spec.url or None, colour=spec.colour)
     for name, value in spec.fields:
-        embed.add_field(name=name, value=value, inline=False)
+        embed.add_field(name=scrub(name), value=scrub(value), inline=False)
     if spec.footer:
-        embed.set_footer(text=spec.footer)
+        embed.set_footer(text=scrub(spec.footer))
     return embed
 
 
@@ -125,7 +127,7 @@ def message_kwargs(reply: DiscordReply, answer_id: int) -> dict:
     """Keyword arguments for send()/reply(): the answer plus its vote buttons."""
     kwargs: dict = {"embeds": [to_embed(e) for e in reply.embeds], "view": vote_view(answer_id)}
     if reply.content:
-        kwargs["content"] = reply.content
+        kwargs["content"] = scrub(reply.content)
     return kwargs
 
 

@@ -5,11 +5,21 @@ payloads; real index and model (the fixtures of test_discord)."""
 
 from __future__ import annotations
 
+import json
 import re
 
+import pytest
+import simcord
+
+from okdbot.results import Result, Suggestion
+from okdbot.retrieve import Retriever
+
+from .conftest import indexed_copy
 from .discord_limits import assert_within_limits
-from .test_discord import (RELEASE_LINK, World, notes, retriever, settings, simcord_bot,  # noqa: F401 (fixtures)
-                           world)
+from .test_discord import (RELEASE_LINK, World, bot_settings, make_bot, notes, retriever, settings,  # noqa: F401
+                           simcord_bot, world)
+
+SIMCORD_TOKEN = "simcord.fake.token"  # what simcord logs the bot in with
 
 MASKED_LINK = re.compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\(")  # what Discord renders as [label](url)
 
@@ -56,3 +66,93 @@ async def test_a_masked_link_in_a_note_shows_its_destination(world, notes):
     assert description == ("- Release notes of every OKD version are published on "
                            "\\[the release page\\](<https://evil.example/okd-releases>)")
     assert not MASKED_LINK.search(description)
+
+
+# Discord's own reading of a link (simple-markdown's rules, tried left to right at each
+# position): an escape, an inline code span, else a `[label](url)` rendered as a link.
+_DISCORD_ESCAPE = re.compile(r"\\[^0-9A-Za-z\s]")
+_DISCORD_CODE = re.compile(r"(`+)[\s\S]*?[^`]\1(?!`)")
+_DISCORD_LINK = re.compile(r"\[((?:\[[^\]]*\]|[^\[\]]|\](?=[^\[]*\]))*)\]\(\s*<?((?:\([^)]*\)|[^\s\\])*?)>?"
+                           r"(?:\s+['\"][\s\S]*?['\"])?\s*\)")
+
+
+def rendered_links(text: str) -> list[str]:
+    """The `[label](url)` links Discord renders in `text` (outside code blocks)."""
+    found, i = [], 0
+    while i < len(text):
+        for rule in (_DISCORD_ESCAPE, _DISCORD_CODE, _DISCORD_LINK):
+            match = rule.match(text, i)
+            if match:
+                if rule is _DISCORD_LINK and re.match(r"(?i)https?://", match.group(2)):
+                    found.append(match.group(0))
+                i = match.end()
+                break
+        else:
+            i += 1
+    return found
+
+
+HIDDEN_LINKS = {  # a note line → the destination that must stay visible
+    "- zebra code that opens on one line `oc get": "",
+    "- and closes on the next` [a](https://evil.example/h) `here`": "https://evil.example/h",
+    "- zebra code label [`oc`](https://evil.example/a) here": "https://evil.example/a",
+    "- zebra nested [a [b] c](https://evil.example/b) here": "https://evil.example/b",
+    "- zebra escaped \\[a\\](https://evil.example/c) here": "https://evil.example/c",
+    "- zebra upper case [a](HTTPS://evil.example/d) here": "HTTPS://evil.example/d",
+    "- zebra escaped tick \\`[x](https://evil.example/e)` here": "https://evil.example/e",
+    "- zebra spaced [a]( https://evil.example/f ) and angled [a](<https://evil.example/g>)": "https://evil.example/g",
+}
+
+
+@pytest.fixture(scope="module")
+def zebra_notes(tmp_path_factory, bundled_index, model, analyzer):
+    """The bundled note plus one section of masked links in every form, and the bot's token."""
+    note = "\n".join(["# Zebra", "", "## Zebra hostile links", *HIDDEN_LINKS, "",
+                      "## Zebra secrets", f"- the zebra bot logs in with {SIMCORD_TOKEN} here", ""])
+    settings = indexed_copy(bundled_index, tmp_path_factory.mktemp("zebra"), model, analyzer, {"zebra.md": note})
+    return settings, Retriever(settings.index_dir, settings.retrieval, model, analyzer)
+
+
+async def test_no_form_of_masked_link_in_a_note_hides_its_destination(zebra_notes, tmp_path):
+    settings, retriever = zebra_notes
+    async with simcord.run(make_bot(bot_settings(settings, tmp_path), retriever)) as env:
+        w = World(env)
+        result = await w.alice.slash(w.channel, "ask", question="zebra hostile links")
+        description = result.response.embeds[0].description
+    assert result.response.embeds[0].title == "Zebra > Zebra hostile links"
+    assert rendered_links(description) == [], description
+    for shown, (line, url) in zip(description.split("\n"), HIDDEN_LINKS.items(), strict=True):
+        assert url in shown, (line, shown)
+    assert rendered_links(f"[a](<{SIMCORD_TOKEN}>) \\\\[a](https://x.example)") == ["[a](https://x.example)"]
+
+
+async def test_the_bot_token_is_never_posted_from_a_note_or_a_question(zebra_notes, tmp_path, quiet_loggers):
+    settings, retriever = zebra_notes
+    async with simcord.run(make_bot(bot_settings(settings, tmp_path, threads=True), retriever)) as env:
+        w = World(env)
+        result = await w.alice.slash(w.channel, "ask", question=f"what does the zebra bot log in with? {SIMCORD_TOKEN}")
+        await w.bob.send(w.channel, f"{env.bot.user.mention} zebra bot log in {SIMCORD_TOKEN}")
+        sent = [json.dumps(r.json, ensure_ascii=False) for r in env.http_requests if r.json]
+    assert result.response.content == "> what does the zebra bot log in with? <token>"
+    assert result.response.embeds[0].description == "- the zebra bot logs in with <token> here"
+    assert any('"name": "what does the zebra bot log in with? <token>"' in body for body in sent)  # the thread
+    assert not [body for body in sent if SIMCORD_TOKEN in body]
+
+
+class Declining:
+    """Declines every question, suggesting sections whose headings hold link syntax."""
+
+    HEADINGS = ["Zebra > x](https://evil.example/s) [y", "Zebra > [a](https://evil.example/t) b", "Zebra > c\\"]
+
+    def search(self, question, k=None, context=""):
+        return Result(question, False, [], [Suggestion(h, f"https://notes.example/zebra.md#L{n}")
+                                            for n, h in enumerate(self.HEADINGS, 1)])
+
+
+async def test_a_suggested_heading_cannot_turn_into_a_link_elsewhere(settings):
+    async with simcord.run(make_bot(settings, Declining())) as env:
+        w = World(env)
+        result = await w.alice.slash(w.channel, "ask", question="zebra?")
+    (field,) = result.response.embeds[0].fields
+    links = rendered_links(field.value)
+    assert len(links) == 3 and all("](https://notes.example/zebra.md#L" in link for link in links), field.value
