@@ -163,8 +163,10 @@ def _reloaded(settings: Settings, reload: Callable[[], Settings] | None) -> Sett
     try:
         new = reload()
         watched_roots(new)  # a missing notes folder: keep watching the ones we have
-    except OkdbotError as exc:
-        log.error("%s changed but cannot be used, the watcher keeps the settings before: %s", settings.config_path, exc)
+    except Exception as exc:  # OkdbotError, or an OS error reading it: the watcher must live on
+        log.debug("traceback", exc_info=True)
+        log.error("%s changed but cannot be used, the watcher keeps the settings before: %s", settings.config_path,
+                  exc if isinstance(exc, OkdbotError) else f"{type(exc).__name__}: {exc}")
         return None
     if new == settings:
         return None
