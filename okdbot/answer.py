@@ -9,10 +9,12 @@ Discord, a closing "more in the notes" link when a quote had to be cut.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
 from .chunk import is_image_only
+from .redact import scrub
 from .retrieve import Passage, Result
 
 ELLIPSIS = "…"
@@ -160,10 +162,10 @@ _HEADING = re.compile(r"(?:#{1,3}|-#)\s")
 _LABEL_SAFE = str.maketrans("[]", "［］")
 _MASKED = (r"(?P<bang>!?)\[(?P<label>[^\[\]]*)\]\(\s*<?(?P<url>(?i:https?)://(?:[^\s()<>]|\([^\s()<>]*\))+)>?"
            r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
-# What Discord reads at a position of a note line, tried in its order: an escape, an
-# inline code span (shown literally), a masked link, any other "[" (which could open one).
 _BRACKET = re.compile(r"\\.|\[")
-_INLINE = re.compile(rf"(?P<escape>\\.)|(?P<code>(?P<ticks>`+)[\s\S]*?[^`](?P=ticks)(?!`))|{_MASKED}|\[")
+_LINK_AT = re.compile(_MASKED)
+_TICKS = re.compile(r"`+")
+_SPECIAL = re.compile(r"[\\`\[]")  # where Discord's reading of a note line can change
 
 
 @dataclass
@@ -258,12 +260,19 @@ def show_link_targets(lines: list[str]) -> list[str]:
     `\\[label\\](<https://…>)`: Discord then shows the line as written, the
     destination visible, instead of a link whose target is hidden. Code
     (fenced blocks, inline spans) is shown literally by Discord and left alone;
-    an inline span may run over lines, so the lines between fences are read as one text."""
+    an inline span may run over lines, so the lines between fences are read as one text,
+    and what follows a closing fence on its line is read like any text."""
     out, run, inside = [], [], False
     for line in lines:
-        (out if inside else run).append(line)
-        inside ^= line.count(FENCE) % 2 == 1
-        if inside and run:
+        if inside:
+            if line.count(FENCE) % 2 == 1:  # closes the block: the rest of the line is Markdown again
+                head, _, tail = line.rpartition(FENCE)
+                line, inside = head + FENCE + _links_outside_code(tail), False
+            out.append(line)
+            continue
+        run.append(line)
+        if line.count(FENCE) % 2 == 1:
+            inside = True
             out += _links_outside_code("\n".join(run)).split("\n")
             run = []
     return out + (_links_outside_code("\n".join(run)).split("\n") if run else [])
@@ -271,18 +280,50 @@ def show_link_targets(lines: list[str]) -> list[str]:
 
 def _links_outside_code(text: str) -> str:
     """The text with no `[` Discord could open a link with: masked links shown with their
-    destination, every other unescaped `[` escaped (Discord shows `\\[` as `[`)."""
-    return _INLINE.sub(_visible_link, text)
+    destination, every other unescaped `[` escaped (Discord shows `\\[` as `[`). Read in
+    Discord's order, left to right: an escape, an inline code span (literal), a masked link.
+    One pass (a regex for code spans took minutes on a line of a few thousand backticks)."""
+    out, i, absent = [], 0, {}
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            out.append(text[i:i + 2])
+            i += 2
+        elif ch == "`":
+            run = _TICKS.match(text, i).end()
+            end = _code_end(text, run, run - i, absent)
+            code = text[i:end or run]
+            out.append(_BRACKET.sub(lambda m: "\\[" if m.group(0) == "[" else m.group(0), code)
+                       if end and "\n" in code else code)  # a cut between its lines would end it early
+            i = end or run
+        elif ch == "[":
+            link = _LINK_AT.match(text, i)
+            out.append(f"\\[{link['label']}\\](<{link['url']}>)" if link else "\\[")
+            i = link.end() if link else i + 1
+        else:
+            nxt = _SPECIAL.search(text, i)
+            j = nxt.start() if nxt else len(text)
+            out.append(text[i:j])
+            i = j
+    return "".join(out)
 
 
-def _visible_link(match: re.Match[str]) -> str:
-    if match["code"] and "\n" in match["code"]:  # a cut between its lines would end it early
-        return _BRACKET.sub(lambda m: "\\[" if m.group(0) == "[" else m.group(0), match["code"])
-    if match["escape"] or match["code"]:
-        return match.group(0)
-    if match["url"] is None:
-        return "\\["
-    return f"{match['bang']}\\[{match['label']}\\](<{match['url']}>)"
+def _code_end(text: str, start: int, ticks: int, absent: dict[int, int]) -> int | None:
+    """Where an inline code span opened by `ticks` backticks ending at `start` ends (after
+    a run of exactly as many), or None when none follows (the backticks are then text).
+    `absent` remembers, per length, from where on no such run exists."""
+    if absent.get(ticks, len(text) + 1) <= start:
+        return None
+    closer = _closer(ticks).search(text, start)
+    if closer is None:
+        absent[ticks] = start
+        return None
+    return closer.end()
+
+
+@functools.lru_cache(maxsize=64)
+def _closer(ticks: int) -> re.Pattern[str]:
+    return re.compile(rf"(?<!`)`{{{ticks}}}(?!`)")
 
 
 def fit_lines(lines: list[str], limit: int, more: str) -> str:
@@ -314,8 +355,8 @@ def fit_lines(lines: list[str], limit: int, more: str) -> str:
         while kept and used + 1 + len(FENCE) > room:
             used -= size(kept.pop()) + (1 if kept else 0)
         body = "\n".join(kept + [FENCE]) if kept else ""
-    if not body and lines:
-        body = _close_fence(cut_words(lines[0], room - 1 - len(FENCE)))
+    if not body and lines:  # a cut can drop the backtick that kept a link in code: read the cut line again
+        body = _close_fence(_links_outside_code(cut_words(lines[0], room - 1 - len(FENCE))))
     return f"{body}\n{more}" if body else more
 
 
@@ -325,7 +366,9 @@ def thread_name(question: str) -> str:
 
 
 def cut_words(text: str, limit: int) -> str:
-    """At most `limit` characters of `text`, cut at a space when there is one."""
+    """At most `limit` characters of `text`, cut at a space when there is one. The token is
+    masked first: a cut through it would leave most of it for the masking to miss."""
+    text = scrub(text)
     if size(text) <= limit:
         return text
     head = text[:limit]

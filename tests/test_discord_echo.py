@@ -156,3 +156,42 @@ async def test_a_suggested_heading_cannot_turn_into_a_link_elsewhere(settings):
     (field,) = result.response.embeds[0].fields
     links = rendered_links(field.value)
     assert len(links) == 3 and all("](https://notes.example/zebra.md#L" in link for link in links), field.value
+
+
+def test_a_line_of_thousands_of_backticks_is_rendered_at_once():
+    """Code spans were found with a regex whose time grew with the cube of a backtick run:
+    one note line of 2000 backticks held the bot (and its event loop) for about 30 s."""
+    import time
+
+    from okdbot.answer import show_link_targets
+
+    started = time.perf_counter()
+    assert show_link_targets(["see " + "`" * 20000]) == ["see " + "`" * 20000]
+    assert time.perf_counter() - started < 2.0  # the old code needed minutes; this takes milliseconds
+
+
+def test_no_cut_or_closing_fence_lets_a_masked_link_out_of_code():
+    from okdbot.answer import fit_lines, show_link_targets
+
+    # a first line too long for the quote is cut: its closing backtick (what kept the link code) goes
+    line = "`[click here](https://evil.example/x) " + "word " * 900 + "end`"
+    cut = fit_lines(show_link_targets([line]), 4000, "… more")
+    assert "[click here](https://evil.example" not in cut and "](<https://evil.example/x>)" in cut
+    # after a closing fence, the rest of its line is Markdown again
+    closing = show_link_targets(["```", "code", "``` see [docs](https://evil.example)"])[-1]
+    assert closing == "``` see \\[docs\\](<https://evil.example>)"
+
+
+def test_a_token_cut_in_two_is_still_masked():
+    """The token was masked after cutting: a thread name or quote cut inside it posted most of it."""
+    from okdbot.answer import fit_lines, thread_name
+    from okdbot.redact import add_secret, forget_secrets
+
+    token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789A"
+    add_secret(token)
+    try:
+        name = thread_name("https://paste.example/view?key=" + token)
+        quote = fit_lines(["x" * 1440 + token], 1500, "… more")
+        assert all(token[:20] not in text and "<token>" in text for text in (name, quote))
+    finally:
+        forget_secrets()
