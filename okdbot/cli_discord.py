@@ -46,6 +46,17 @@ def discord_commands(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_invite)
 
 
+def _bot_reload(started, args):
+    """The edited config for the bot's watcher. Its model and index folder are the ones the
+    running bot answers with: a change of either needs a restart (ConfigError says so)."""
+    from .errors import ConfigError
+
+    new = _settings(args)
+    if (new.model, new.index_dir) != (started.model, started.index_dir):
+        raise ConfigError("the model or the index folder changed: restart the bot (okdbot discord) to use them")
+    return new
+
+
 def cmd_discord(args) -> int:
     from .config import discord_token
     from .errors import ConfigError
@@ -57,7 +68,7 @@ def cmd_discord(args) -> int:
     settings = _settings(args)
     from .discord_bot import run
 
-    run(settings, token, sync=args.sync, watch=args.watch, reload=lambda: _settings(args))
+    run(settings, token, sync=args.sync, watch=args.watch, reload=lambda: _bot_reload(settings, args))
     return 0
 
 

@@ -120,10 +120,12 @@ def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: th
         for changes in watchfiles.watch(*roots, watch_filter=event_filter(settings), stop_event=stop_event,
                                         yield_on_timeout=True, raise_interrupt=False, **_timing(settings)):
             fetch.when_due()  # new commits of git: sources change files: their events follow
-            new = _reloaded(settings, reload) if config.changed() else None
+            edited = config.changed()
+            # the first tick also catches an edit made while the first build or the bot started
+            new = _reloaded(settings, reload) if edited or (not started and reload) else None
             if new is not None:
                 settings, rebuilder = new, rebuilder.with_settings(new)
-                moved = watched_roots(new) != roots
+                moved = True  # watch the new folders and files with the new filter
             if not started:  # the watcher is live now: catch up with edits made before it was
                 started = True
                 _announce(settings, roots)
@@ -161,7 +163,10 @@ def _reloaded(settings: Settings, reload: Callable[[], Settings] | None) -> Sett
                     settings.config_path)
         return None
     try:
+        from .gitnotes import fetch_sources
+
         new = reload()
+        fetch_sources(new.sources, update=False)  # a git: source just added is cloned first
         watched_roots(new)  # a missing notes folder: keep watching the ones we have
     except Exception as exc:  # OkdbotError, or an OS error reading it: the watcher must live on
         log.debug("traceback", exc_info=True)

@@ -215,3 +215,48 @@ def test_an_edited_config_is_read_again_and_a_broken_one_is_kept_out(bot):
     settings = settings_for(folder)
     _wait(lambda: check_freshness(settings).fresh and "Day99.md" not in _files(retriever.search(ZOOKEEPER_Q)), 30,
           "the watcher did not go back to the config as it was")
+
+
+def test_a_config_edited_while_the_watcher_starts_is_read_on_its_first_tick(workspace, analyzer):
+    """The watcher took the config's stamp only when watching began, after the first build (or
+    the bot's start-up): an edit made meanwhile was never noticed."""
+    from okdbot.build import build_index
+    from okdbot.watch import Rebuilder, watch
+
+    from .conftest import CountingEmbedder
+
+    fake = CountingEmbedder()
+    started_with = settings_for(workspace)
+    build_index(started_with, lambda: fake, analyzer=analyzer, progress=False)
+    (workspace / "more").mkdir()
+    (workspace / "more" / "Day99.md").write_text(ZOOKEEPER_NOTE, encoding="utf-8")
+    config = workspace / "okdbot.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("index: index\n", "  - name: more\n    path: more\n"
+                                                                   "index: index\n"), encoding="utf-8")
+    stop = threading.Event()
+    thread = threading.Thread(target=watch, kwargs=dict(
+        settings=started_with, stop_event=stop, rebuilder=Rebuilder(started_with, embedder=fake, analyzer=analyzer),
+        reload=lambda: settings_for(workspace)))
+    thread.start()
+    try:
+        _wait(lambda: check_freshness(settings_for(workspace)).fresh, 30, "the edited config was never indexed")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_the_bots_watcher_refuses_a_new_model_or_index_folder(workspace):
+    """The running bot answers with the model and index it started with: its watcher must not
+    rebuild for another one (the bot would keep answering from a generation removed from disk)."""
+    import argparse
+
+    from okdbot.cli_discord import _bot_reload
+    from okdbot.errors import ConfigError
+
+    args = argparse.Namespace(config=str(workspace / "okdbot.yaml"), index=None)
+    started_with = settings_for(workspace)
+    assert _bot_reload(started_with, args) == started_with
+    config = workspace / "okdbot.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "model:\n  name: all-MiniLM-L6-v2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="restart the bot"):
+        _bot_reload(started_with, args)
