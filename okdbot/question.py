@@ -18,7 +18,7 @@ MAX_QUESTION_CHARS = 1000
 # Invisible letters (category Lo, so not caught as format characters): Hangul fillers.
 _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0")
 # a terminal escape sequence (colour, cursor): pasted from a terminal, invisible there
-_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
 
 def clean_text(text: str) -> str:

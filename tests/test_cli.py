@@ -183,3 +183,10 @@ def test_terminal_escape_sequences_are_not_part_of_a_question(first_answer, fres
     proc = okdbot_cli("query", "--json", "\x1b[1;31mSkopeo\x1b[0m가 뭐야?", cwd=fresh_clone)
     data = json.loads(proc.stdout)
     assert data["question"] == "Skopeo가 뭐야?" and "Skopeo" in data["passages"][0]["text"]
+
+
+def test_an_unterminated_terminal_title_sequence_does_not_swallow_the_question():
+    from okdbot.question import clean_text
+
+    assert clean_text("\x1b]what is a pod") == "what is a pod"  # no terminator: only ESC ] goes
+    assert clean_text("a\x1b]0;window title\x07b") == "ab"
