@@ -23,8 +23,12 @@ QUESTION_SETS = {
     "okd-note": "okd-note", "okd-follow-ups": "okd-note", "metanet-notes": "metanet",
     "chat/okd-note-chat-dev": "okd-note", "chat/okd-io-chat-dev": "okd-io", "chat/metanet-chat-dev": "metanet",
 }
-HOLDOUT_SETS = {"chat/okd-note-chat-holdout": "okd-note", "chat/okd-io-chat-holdout": "okd-io",
-                "chat/metanet-chat-holdout": "metanet"}
+# the holdout that is still unread: the second one, written blind on 2026-11-30 and frozen
+# (eval/chat/HOLDOUT2.sha256) before this session's tuning. The first (*-holdout.yaml, HOLDOUT.sha256)
+# was reported once on 2026-11-29 and is retired: kept for the record, not used for tuning or reports.
+HOLDOUT_SETS = {"chat/okd-note-chat-holdout2": "okd-note", "chat/okd-io-chat-holdout2": "okd-io",
+                "chat/metanet-chat-holdout2": "metanet"}
+HOLDOUT_DIGESTS = "HOLDOUT2.sha256"
 
 
 def okdbot_index(corpus: str, cache: Path, **settings_overrides):

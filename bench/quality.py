@@ -16,8 +16,8 @@ they read a follow-up (`after:`) as the earlier question and the follow-up joine
 Question sets (bench/common.py): the chat sets written blind to okdbot (eval/chat/*-dev.yaml)
 and the older own sets, over the bundled note, ../shared/corpora/okd-io and
 ../shared/corpora/metanet-notes; a set whose notes are absent is skipped with a message.
---holdout adds the frozen holdout halves (eval/chat/HOLDOUT.sha256 is checked first): run
-it once, to report, never to tune. Indexes and baseline vectors are cached under --cache.
+--holdout adds the unread frozen holdout (bench/common.py HOLDOUT_SETS; its checksums are checked
+first): run it once, to report, never to tune. Indexes and baseline vectors are cached under --cache.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.common import CORPUS, HOLDOUT_SETS, QUESTION_SETS, okdbot_index  # noqa: E402
+from bench.common import CORPUS, HOLDOUT_DIGESTS, HOLDOUT_SETS, QUESTION_SETS, okdbot_index  # noqa: E402
 from okdbot.evaluate import (COLUMNS, Answer, OkdbotSystem, Returned, load_questions, report_json,  # noqa: E402
                              row, run, table)
 
@@ -63,7 +63,7 @@ def question_sets(holdout: bool) -> list[tuple[str, Path, str]]:
 
 def _check_holdout() -> None:
     """The holdout files are the ones frozen before any tuning (their sha256 was committed)."""
-    for line in (ROOT / "eval" / "chat" / "HOLDOUT.sha256").read_text(encoding="utf-8").splitlines():
+    for line in (ROOT / "eval" / "chat" / HOLDOUT_DIGESTS).read_text(encoding="utf-8").splitlines():
         digest, name = line.split()
         actual = hashlib.sha256((ROOT / "eval" / "chat" / name).read_bytes()).hexdigest()
         if actual != digest:
