@@ -70,9 +70,9 @@ def main() -> None:
     clock("first encode (English question)", encoder.encode_queries, [ENGLISH])
     clock("first search, English (no Kiwi)", retriever.search, ENGLISH)
     clock("second search, English", retriever.search, ENGLISH)
-    from okdbot.lexical import _new_kiwi
+    from okdbot.korean import new_kiwi
 
-    kiwi = clock("Kiwi() construction", _new_kiwi)
+    kiwi = clock("Kiwi() construction", new_kiwi)
     clock("Kiwi first tokenize (builds the analyser)", kiwi.tokenize, KOREAN)
     clock("Kiwi second tokenize", kiwi.tokenize, KOREAN)
     analyzer._kiwi = kiwi

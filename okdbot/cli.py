@@ -32,12 +32,34 @@ def run() -> None:
     """The `okdbot` program. A query leaves without the interpreter's teardown
     (freeing the encoder, the index and every module took 70-100 ms of a 0.6 s
     query here), once its output is flushed; other commands exit normally."""
+    _start_korean_analysis(sys.argv[1:])
     with _masking_the_token():
         args = _parser().parse_args()
         code = _dispatch(args)
     if getattr(args, "quick_exit", False):
         _leave(code)
     sys.exit(code)
+
+
+def _start_korean_analysis(argv: list[str]) -> None:
+    """For `okdbot query` with a Hangul question, start the Korean analyser's child process
+    before anything else is imported or read (a cold Korean query waits for its load, not
+    for ours); the query's analyser takes it over (lexical.start_early). Every Hangul
+    argument is sent, since which one is the question is known only after parsing."""
+    command = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if command is None or argv[command] != "query":
+        return
+    from .errors import BadQuestion
+    from .korean import has_hangul, start_early
+    from .question import check_question
+
+    texts = []
+    for arg in argv[command + 1:]:
+        try:
+            texts.append(check_question(arg))
+        except BadQuestion:
+            continue
+    start_early([t for t in texts if has_hangul(t)])
 
 
 @contextlib.contextmanager

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .errors import ConfigError
-from .lexicon import NOUNS
+from . import korean
+from .korean import has_hangul  # noqa: F401 (part of this module's interface)
 from .synonyms import SynonymGroup
 
 if TYPE_CHECKING:
@@ -46,14 +47,6 @@ FUZZY_MIN_LENGTH = 6  # shorter unknown terms are too easily one edit from anoth
 
 Concept = frozenset[tuple[str, ...]]
 
-_KEEP_TAGS = {"NNG", "NNP", "NNB", "NR", "SH", "XR", "VV", "VA"}
-_KO_STOP = {
-    # function-like nouns, light verbs and question words: they carry no topic
-    "것", "수", "거", "등", "때", "중", "데", "개", "번", "뿐", "통하", "위하", "대하", "관하",
-    "하", "되", "있", "없", "이", "알", "알리", "주", "말하", "뭐", "무엇", "어떻", "어떠",
-    "어떤", "무슨", "왜", "언제", "어디", "누구", "쓰", "사용", "좀", "제일", "가장", "뜻", "의미",
-    "설명", "이름", "궁금", "질문", "방법", "방식", "법", "같", "싶",
-}
 _EN_STOP = {
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
     "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
@@ -66,33 +59,11 @@ _EN_STOP = {
 }
 _PLAIN_BM25 = {"lucene", "robertson", "atire"}  # methods whose scores need no extra array
 _TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.+/][A-Za-z0-9]+)*|\d+(?:\.\d+)*")
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
-
-
-def has_hangul(text: str) -> bool:
-    return bool(_HANGUL.search(text))
 
 
 def concept_in(concept: Concept, tokens: set[str] | frozenset[str]) -> bool:
     """True when `tokens` hold one of the concept's alternatives (all of its tokens)."""
     return any(all(t in tokens for t in alternative) for alternative in concept)
-
-
-def _new_kiwi():
-    """Kiwi as the index uses it: no typo, multi-word or default user dictionary (they
-    cost memory and start-up time and, measured on eval/*.yaml, no answer quality),
-    plus okdbot's IT loanwords."""
-    from kiwipiepy import Kiwi
-
-    kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False, load_default_dict=False)
-    for word in NOUNS:
-        kiwi.add_user_word(word, "NNG", 0)
-    return kiwi
-
-
-def _content_forms(morphs) -> list[str]:
-    """Content morphemes of a Kiwi analysis (particles, endings, stopwords dropped)."""
-    return [m.form for m in morphs if m.tag.split("-")[0] in _KEEP_TAGS and m.form not in _KO_STOP]
 
 
 class Analyzer:
@@ -119,7 +90,7 @@ class Analyzer:
         analyse the synonyms (ConfigError naming the line of an unusable term)."""
         with self._lock:
             if self._kiwi is None:
-                self._kiwi = _new_kiwi()
+                self._kiwi = korean.new_kiwi()
         self._synonym_table()
         return self
 
@@ -127,34 +98,13 @@ class Analyzer:
         """Start analysing the Hangul `texts` in a forked child process, so that
         loading Kiwi runs on another core while this process loads the rest.
         `tokens` of these texts then waits for the child; any other Hangul
-        text still loads Kiwi here. Only a process without threads forks.
-        True when a child was started."""
+        text still loads Kiwi here. A child started earlier for these texts
+        (`korean.start_early`) is taken over instead. True when a child runs for them."""
         texts = [t for t in dict.fromkeys(texts) if has_hangul(t)]
         if not texts or self._kiwi is not None or self._child is not None:
             return False
-        if not hasattr(os, "fork") or threading.active_count() > 1:  # forking a threaded process is unsafe
-            return False
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            return False
-        if pid == 0:  # the child: analyse, write JSON, leave without any cleanup of the parent's state
-            status = 1
-            try:
-                os.close(read_end)
-                kiwi = _new_kiwi()
-                payload = {t: _content_forms(kiwi.tokenize(t)) for t in texts}
-                with os.fdopen(write_end, "wb") as out:
-                    out.write(json.dumps(payload, ensure_ascii=False).encode())
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        self._child = (pid, read_end)
-        return True
+        self._child = korean.take_early(texts) or korean.fork_analysis(texts)
+        return self._child is not None
 
     def tokens(self, text: str) -> list[str]:
         return self._english(text) + self._korean(text)
@@ -220,7 +170,7 @@ class Analyzer:
         if self._kiwi is None:
             self.load()
         with self._lock:
-            return _content_forms(self._kiwi.tokenize(text))
+            return korean.content_forms(self._kiwi.tokenize(text))
 
     def _collect(self) -> None:
         """Wait for the prefetch child and keep its results (none if it failed)."""

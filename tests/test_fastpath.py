@@ -314,16 +314,16 @@ def _env():
 
 PREFETCH = textwrap.dedent("""
     import json, os, sys
-    from okdbot import lexical
+    from okdbot import korean, lexical
     question, break_child = sys.argv[1], sys.argv[2] == "broken"
-    parent, real = os.getpid(), lexical._new_kiwi
+    parent, real = os.getpid(), korean.new_kiwi
 
     def new_kiwi():
         if break_child and os.getpid() != parent:
             raise RuntimeError("no Kiwi in the child")
         return real()
 
-    lexical._new_kiwi = new_kiwi
+    korean.new_kiwi = new_kiwi
     analyzer = lexical.Analyzer()
     started = analyzer.prefetch([question])
     tokens = analyzer.tokens(question)
@@ -343,3 +343,36 @@ def test_a_prefetched_question_gets_the_tokens_kiwi_gives_in_process(child, tmp_
     assert out["started"] and out["tokens"] == out["reference"] and "저장소" in out["tokens"]
     assert out["loaded_here"] == (child == "broken")
     assert ("Korean analyser process failed" in proc.stderr) == (child == "broken")
+
+
+EARLY = textwrap.dedent("""
+    import json, os, sys
+    from okdbot import cli, korean, lexical
+    forks = []
+    real_fork = os.fork
+    def counting_fork():
+        forks.append(1)
+        return real_fork()
+    os.fork = counting_fork
+    question = sys.argv[1]
+    cli._start_korean_analysis(["-v", "query", "-k", "3", question])  # as `okdbot -v query -k 3 …` starts
+    analyzer = lexical.Analyzer()
+    started = analyzer.prefetch([korean_question := question.strip()])
+    tokens = analyzer.tokens(korean_question)
+    print(json.dumps({"started": started, "forks": len(forks), "loaded_here": analyzer._kiwi is not None,
+                      "tokens": tokens, "reference": lexical.Analyzer().load().tokens(korean_question)},
+                     ensure_ascii=False))
+""")
+
+
+def test_a_cold_korean_query_starts_its_analyser_before_reading_config_and_only_once(tmp_path):
+    """`okdbot query` starts the Korean analyser's child first thing; the query's analyser takes
+    that child over instead of starting a second one (two would share the machine's two cores)."""
+    script = tmp_path / "early.py"
+    script.write_text(EARLY, encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script), "  Skopeo는 어떤 도구야?  "],
+                          capture_output=True, text=True, timeout=300, env={**_env(), "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["started"] and out["forks"] == 1 and not out["loaded_here"]
+    assert out["tokens"] == out["reference"] and "도구" in out["tokens"]
