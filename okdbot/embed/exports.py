@@ -33,6 +33,7 @@ def ensure_export(settings: Settings, embedder: Embedder | None = None) -> dict 
     Call only while holding the index's build lock. None when the model cannot be
     exported (a warning says why); questions then use the model itself."""
     from ..index.generations import MODELS, publish_model
+    from .ort import verified_model
 
     backend = backend_for(settings.model)
     models = settings.index_dir / MODELS
@@ -56,6 +57,7 @@ def ensure_export(settings: Settings, embedder: Embedder | None = None) -> dict 
             record = publish_model(settings.index_dir, name, lambda tmp: backend.export(settings.model, tmp, embedder))
             log.info("exported the model to %s", folder)
         _EXPORTED[fingerprint] = folder
+        verified_model(folder, record["files"])  # records the files' stamps: queries need not hash them
         return {**record, "path": f"{MODELS}/{name}", "fingerprint": fingerprint}
     except Exception as exc:  # exporters raise many types; an index is still possible without the export
         log.warning("could not export the model (%s: %s)", type(exc).__name__,
