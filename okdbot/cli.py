@@ -32,6 +32,9 @@ def run() -> None:
     """The `okdbot` program. A query leaves without the interpreter's teardown
     (freeing the encoder, the index and every module took 70-100 ms of a 0.6 s
     query here), once its output is flushed; other commands exit normally."""
+    # okdbot's numpy work is small; OpenBLAS's idle threads cost ~0.1 s of CPU in each process
+    # that imports numpy (a Korean query has two), CPU that its other process then lacks.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _start_korean_analysis(sys.argv[1:])
     with _masking_the_token():
         args = _parser().parse_args()
