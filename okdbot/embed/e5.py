@@ -23,7 +23,9 @@ index build and for questions alike, without torch:
                         memory as 384 MB of float32
     positions.npy       position + token-type embeddings
     pieces.txt,         the unigram vocabulary and its scores, which okdbot/embed/unigram.py
-    piece_scores.npy    tokenizes with (it starts in 0.1 s)
+    piece_scores.npy,   tokenizes with (grouped by how pieces start, so that a question
+    pieces_grouped.txt, reads only the groups it needs)
+    piece_groups.npz
     tokenizer.json      the same tokenizer for `tokenizers`, which cuts long passages into windows
     normalize.json      the character map applied before it
     export.json         what the folder holds and the sha256 of every file
@@ -61,7 +63,7 @@ _PARITY_TEXTS = [
 ]
 _BLOCK = 32  # weights per Q4_0 block
 _FILES = ("model.onnx", "model.onnx.data", QUERY_GRAPH, f"{QUERY_GRAPH}.data", "words.npy", "word_scales.npy", "positions.npy", "tokenizer.json",
-          unigram.PIECES_FILE, unigram.SCORES_FILE,
+          unigram.PIECES_FILE, unigram.SCORES_FILE, unigram.GROUPED_FILE, unigram.GROUPS_FILE,
           "normalize.json")
 
 
