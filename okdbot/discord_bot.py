@@ -39,7 +39,7 @@ from discord.ext import commands, tasks
 
 from .config import Settings, heartbeat_path
 from .discord_cog import AskCog
-from .discord_ui import KoreanTranslator, VoteButton
+from .discord_ui import KoreanTranslator, VoteButton, submit_why
 from .errors import DiscordError
 from .feedback import FeedbackStore, feedback_path
 from .health import write_heartbeat
@@ -121,6 +121,9 @@ class OkdBot(commands.Bot):
             write_heartbeat(heartbeat_path(self.settings), state)
         except OSError as exc:
             log.warning("cannot write the heartbeat (%s)", exc)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        await submit_why(interaction)  # a 👎 form: read from the submission, not from an object in memory
 
     async def on_resumed(self) -> None:
         self.connected = True

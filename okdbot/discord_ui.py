@@ -20,6 +20,7 @@ from .retrieve import is_korean
 log = logging.getLogger("okdbot")
 
 VOTE_ID = r"okdbot:vote:(?P<vote>up|down):(?P<answer>[0-9]+)"
+WHY_ID = r"okdbot:why:(?P<answer>[0-9]+)"
 
 
 class KoreanTranslator(app_commands.Translator):
@@ -62,19 +63,20 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
         if question is None:
             log.warning("vote on unknown answer %d (was the feedback database replaced?)", self.answer_id)
         elif self.vote == "down":
-            await interaction.response.send_modal(WhyModal(self.answer_id, ui))
+            form = WhyModal(self.answer_id, ui)
+            await interaction.response.send_modal(form)
+            form.stop()  # its answers are read from the submission itself (submit_why), whenever it comes
             return
         await interaction.response.send_message(ui["thanks"], ephemeral=True)
 
 
 class WhyModal(discord.ui.Modal):
-    """What a 👎 says was wrong: one of feedback.REASONS and, optionally, a few words,
-    stored with the vote on the answer."""
+    """What a 👎 says was wrong: one of feedback.REASONS and, optionally, a few words.
+    Only the form: its submission is handled by submit_why, from what Discord sends, so a
+    form filled in after a restart of the bot, or after any length of time, still counts."""
 
     def __init__(self, answer_id: int, ui: dict[str, str]) -> None:
-        super().__init__(title=ui["why_title"], custom_id=f"okdbot:why:{answer_id}", timeout=15 * 60)
-        self.answer_id = answer_id
-        self.ui = ui
+        super().__init__(title=ui["why_title"], custom_id=f"okdbot:why:{answer_id}")
         self.reason = discord.ui.Select(custom_id="reason", options=[
             discord.SelectOption(label=ui[f"reason_{key}"], value=key) for key in REASONS])
         self.comment = discord.ui.TextInput(custom_id="comment", style=discord.TextStyle.paragraph,
@@ -82,17 +84,44 @@ class WhyModal(discord.ui.Modal):
         self.add_item(discord.ui.Label(text=ui["why_reason"], component=self.reason))
         self.add_item(discord.ui.Label(text=ui["why_comment"], component=self.comment))
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        bot = interaction.client
-        reason = self.reason.values[0]
-        comment = clean_text(self.comment.value)
-        await bot.in_db(bot.feedback.explain, self.answer_id, interaction.user.id, reason, comment)
-        log.info("reason %s for the 👎 on answer %d", reason, self.answer_id)
-        await interaction.response.send_message(self.ui["thanks"], ephemeral=True)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        log.error("storing why an answer was wrong failed", exc_info=error)
-        await tell_privately(interaction, self.ui["error"])
+async def submit_why(interaction: discord.Interaction) -> None:
+    """Store what a submitted 👎 form says (feedback.explain) and thank the user; any other
+    modal submission is left alone. The answer comes from the form's id, the reason must
+    be one of REASONS, the comment is cleaned and cut to COMMENT_MAX."""
+    data = interaction.data or {}
+    match = re.fullmatch(WHY_ID, str(data.get("custom_id", "")))
+    if interaction.type is not discord.InteractionType.modal_submit or not match:
+        return
+    values = _form_values(data.get("components") or [])
+    ui = strings(interaction.locale is discord.Locale.korean)
+    reason = next(iter(values.get("reason") or []), "")
+    comment = clean_text(str(values.get("comment") or ""))[:COMMENT_MAX]
+    if reason not in REASONS:
+        await tell_privately(interaction, ui["error"])
+        return
+    bot = interaction.client
+    try:
+        await bot.in_db(bot.feedback.explain, int(match["answer"]), interaction.user.id, reason, comment)
+    except Exception:
+        log.exception("storing why an answer was wrong failed")
+        await tell_privately(interaction, ui["error"])
+        return
+    log.info("reason %s for the 👎 on answer %s", reason, match["answer"])
+    await interaction.response.send_message(ui["thanks"], ephemeral=True)
+
+
+def _form_values(components: list) -> dict:
+    """custom_id → value(s) of every input in a submitted form (inputs sit in labels or rows)."""
+    found: dict = {}
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        if "custom_id" in component and ("values" in component or "value" in component):
+            found[component["custom_id"]] = component.get("values", component.get("value"))
+        inner = component.get("components") or ([component["component"]] if "component" in component else [])
+        found.update(_form_values(inner))
+    return found
 
 
 def vote_view(answer_id: int) -> discord.ui.View:

@@ -14,8 +14,8 @@ import pytest
 from okdbot import cli
 from okdbot.feedback import FeedbackStore, user_hash
 
-from .test_discord import (UNANSWERABLE, VOTE, notes, retriever, settings, simcord_bot,  # noqa: F401 (fixtures)
-                           vote_ids, world)
+from .test_discord import (UNANSWERABLE, VOTE, make_bot, notes, retriever, settings,  # noqa: F401 (fixtures)
+                           simcord_bot, vote_ids, world)
 
 
 def okdbot(settings, notes, capsys, *args: str) -> str:
@@ -55,6 +55,20 @@ async def test_a_thumbs_down_asks_what_was_wrong_stores_it_and_okdbot_feedback_s
     record = json.loads(line)
     assert {key: record[key] for key in ("answer_id", "vote", "reason", "comment")} == {
         "answer_id": answer_id, "vote": "down", "reason": "outdated", "comment": "v0.x 기준 설명입니다"}
+
+
+async def test_a_thumbs_down_form_filled_in_across_a_restart_of_the_bot_still_counts(world, settings, retriever):
+    """The form is open on the user's screen while the bot restarts (a deploy, a crash): what they
+    send afterwards reaches a bot that never showed it, and must still be stored and thanked."""
+    answer = await world.alice.slash(world.channel, "ask", question="What does Tekton do?")
+    answer_id = int(VOTE.fullmatch(button(answer.response, "down")).group(2))
+    shown = await world.bob.click(answer.response, custom_id=button(answer.response, "down"))
+    assert shown.modal["title"] == "What was wrong with the answer?"
+    await world.env.restart_bot(make_bot(settings, retriever))
+    sent = await world.bob.submit_modal(shown, {"reason": ["wrong_passage"], "comment": "재시작 뒤에 보냄"})
+    assert sent.ephemeral and sent.response.content == "Thanks for the feedback!"
+    (vote,) = FeedbackStore(settings.discord.feedback_db).votes(bad_only=True)
+    assert (vote.answer_id, vote.reason, vote.comment) == (answer_id, "wrong_passage", "재시작 뒤에 보냄")
 
 
 async def test_a_later_thumbs_up_clears_the_reason(world, settings):
