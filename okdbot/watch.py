@@ -116,7 +116,7 @@ def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: th
     config = _Stamped(settings.config_path)
     started = False
     while True:
-        fetch, roots, moved = _Fetcher(settings), watched_roots(settings), False
+        fetch, roots, moved, catch_up = _Fetcher(settings), watched_roots(settings), False, True
         for changes in watchfiles.watch(*roots, watch_filter=event_filter(settings), stop_event=stop_event,
                                         yield_on_timeout=True, raise_interrupt=False, **_timing(settings)):
             fetch.when_due()  # new commits of git: sources change files: their events follow
@@ -126,11 +126,14 @@ def watch(settings: Settings, on_rebuilt: Callable | None = None, stop_event: th
             if new is not None:
                 settings, rebuilder = new, rebuilder.with_settings(new)
                 moved = True  # watch the new folders and files with the new filter
-            if not started:  # the watcher is live now: catch up with edits made before it was
+            if not started:
                 started = True
                 _announce(settings, roots)
-            elif not changes and new is None:
+            elif not changes and new is None and not catch_up:
                 continue
+            # the first tick of each watch catches up with edits made before it was live (at start,
+            # or between the re-index for a new config and watching its folders): a no-op if none
+            catch_up = False
             _log_changes(changes)
             _run(rebuilder, on_rebuilt)
             if moved:

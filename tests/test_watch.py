@@ -9,6 +9,7 @@ the running bot: it only follows the generations the watcher publishes.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -260,3 +261,52 @@ def test_the_bots_watcher_refuses_a_new_model_or_index_folder(workspace):
     config.write_text(config.read_text(encoding="utf-8") + "model:\n  name: all-MiniLM-L6-v2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="restart the bot"):
         _bot_reload(started_with, args)
+
+
+def test_an_edit_made_while_the_watcher_restarts_for_a_new_config_is_indexed(workspace, analyzer):
+    """After a config change the watcher re-indexes with the new settings, then starts watching the
+    new folders: a note saved between the two (here: right as that re-index finishes) made no event
+    anyone saw, and stayed out of the index until some later edit."""
+    from okdbot.build import build_index
+    from okdbot.watch import Rebuilder, watch
+
+    from .conftest import CountingEmbedder
+
+    fake = CountingEmbedder()
+    started_with = settings_for(workspace)
+    build_index(started_with, lambda: fake, analyzer=analyzer, progress=False)
+    (workspace / "more").mkdir()
+    (workspace / "more" / "Day99.md").write_text(ZOOKEEPER_NOTE, encoding="utf-8")
+    config, note = workspace / "okdbot.yaml", workspace / "notes" / "Day26.md"
+    reports = []
+
+    def on_rebuilt(report):
+        reports.append(report)
+        if len(settings_for(workspace).sources) == 2 and not note.read_text(encoding="utf-8").endswith("Quay\n"):
+            note.write_text(note.read_text(encoding="utf-8") + "\n- Quay : 컨테이너 이미지 레지스트리 Quay\n",
+                            encoding="utf-8")  # saved in the gap: after that re-index, before the new watch
+
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logger = logging.getLogger("okdbot")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    stop = threading.Event()
+    thread = threading.Thread(target=watch, kwargs=dict(
+        settings=started_with, stop_event=stop, on_rebuilt=on_rebuilt,
+        rebuilder=Rebuilder(started_with, embedder=fake, analyzer=analyzer), reload=lambda: settings_for(workspace)))
+    thread.start()
+    try:
+        _wait(lambda: any(m.startswith("watching") for m in said), 30, "the watcher never started")
+        config.write_text(config.read_text(encoding="utf-8").replace(
+            "index: index\n", "  - name: more\n    path: more\nindex: index\n"), encoding="utf-8")
+        _wait(lambda: note.read_text(encoding="utf-8").endswith("Quay\n"), 30, "the config change was never read")
+        _wait(lambda: check_freshness(settings_for(workspace)).fresh, 30,
+              "the note saved while the watcher restarted was never indexed")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
