@@ -408,3 +408,29 @@ def test_a_cold_korean_query_starts_its_analyser_before_reading_config_and_only_
     out = json.loads(proc.stdout)
     assert out["started"] and out["forks"] == 1 and not out["loaded_here"]
     assert out["tokens"] == out["reference"] and "도구" in out["tokens"]
+
+
+def test_an_export_whose_stamps_cannot_be_kept_or_read_still_answers_fast(e5_export, tmp_path, monkeypatch):
+    """verified.json only saves work: an export on a read-only volume (where even removing the
+    unfinished stamps file fails) or with a stamps file of any shape is hashed and used."""
+    import errno
+    from pathlib import Path
+
+    from okdbot.embed import ort
+
+    folder, record = e5_export
+    copy = tmp_path / "export"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(ort.STAMPS_FILE))
+    real_unlink = Path.unlink
+
+    def read_only(*_args, **_kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "write_text", read_only)
+        patch.setattr(Path, "unlink", lambda self, *a, **k: read_only() if self.parent == copy else real_unlink(self, *a, **k))
+        assert ort.verified_model(copy, record["files"]) == copy / ort.MODEL_FILE
+    assert not (copy / ort.STAMPS_FILE).exists()
+    (copy / ort.STAMPS_FILE).write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")  # damaged, deeply nested
+    assert ort.verified_model(copy, record["files"]) == copy / ort.MODEL_FILE
+    assert json.loads((copy / ort.STAMPS_FILE).read_text(encoding="utf-8")).keys() == record["files"].keys()

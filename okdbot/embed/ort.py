@@ -23,6 +23,7 @@ whose stamp differs: any write to a file, a copy or a replacement changes it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -101,21 +102,25 @@ def _stamp(path: Path) -> list[int]:
 
 
 def _read_stamps(folder: Path) -> dict:
+    """The stamps recorded beside an export; {} when there are none or they cannot be read
+    (a damaged file of any shape only means hashing again, and is rewritten)."""
     try:
         stamps = json.loads((folder / STAMPS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except Exception:  # OSError, ValueError, RecursionError (deep nesting), MemoryError…
         return {}
     return stamps if isinstance(stamps, dict) else {}
 
 
 def _write_stamps(folder: Path, stamps: dict) -> None:
-    """Best effort: a read-only export is simply hashed again by the next process."""
+    """Best effort: a read-only export (a volume mounted read-only) is simply hashed again
+    by the next process."""
     temporary = folder / f".{STAMPS_FILE}.{os.getpid()}"
     try:
         temporary.write_text(json.dumps(stamps), encoding="utf-8")
         os.replace(temporary, folder / STAMPS_FILE)
     except OSError:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only file system even this raises
+            temporary.unlink(missing_ok=True)
 
 
 def make_session(model: Path, threads: int = QUERY_THREADS, spinning: str = "during-run"):
