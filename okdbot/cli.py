@@ -36,9 +36,12 @@ def run() -> None:
     # that imports numpy (a Korean query has two), CPU that its other process then lacks.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _start_korean_analysis(sys.argv[1:])
-    with _masking_the_token():
-        args = _parser().parse_args()
-        code = _dispatch(args)
+    try:
+        with _masking_the_token():
+            args = _parser().parse_args()
+            code = _dispatch(args)
+    finally:
+        _stop_korean_analysis()  # a child no query took over (an error came first)
     if getattr(args, "quick_exit", False):
         _leave(code)
     sys.exit(code)
@@ -63,6 +66,12 @@ def _start_korean_analysis(argv: list[str]) -> None:
         except BadQuestion:
             continue
     start_early([t for t in texts if has_hangul(t)])
+
+
+def _stop_korean_analysis() -> None:
+    korean = sys.modules.get("okdbot.korean")  # loaded only when a child was started
+    if korean is not None:
+        korean.stop_early()
 
 
 @contextlib.contextmanager

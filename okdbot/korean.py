@@ -9,9 +9,11 @@ it reads its configuration (start_early); lexical.Analyzer takes it over.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import threading
 
 from .lexicon import NOUNS
@@ -26,6 +28,7 @@ STOP = {
 }
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _early: list[tuple[int, int, frozenset[str]]] = []  # children started by start_early: (pid, pipe, texts)
+EARLY_TEXTS, EARLY_CHARS = 4, 4000  # what start_early sends at most: their tokens fit a pipe's buffer
 
 
 def has_hangul(text: str) -> bool:
@@ -53,11 +56,27 @@ def start_early(texts: list[str]) -> None:
     """Start analysing the Hangul `texts` in a child process now, at a program's very
     start: a cold Korean question waits for the analyser's load, not for the rest. An
     Analyzer asked to prefetch the same texts later takes the child over (take_early);
-    if none does, the child exits on its own once it has written its answer."""
-    texts = [t for t in dict.fromkeys(texts) if has_hangul(t)]
-    child = fork_analysis(texts) if texts else None
+    stop_early ends a child nobody took. A handful of texts at most (their answer must
+    fit the pipe: a child never blocks writing it)."""
+    texts = [t for t in dict.fromkeys(texts) if has_hangul(t)][:EARLY_TEXTS]
+    if not texts or sum(map(len, texts)) > EARLY_CHARS:
+        return
+    child = fork_analysis(texts)
     if child:
         _early.append((*child, frozenset(texts)))
+
+
+def stop_early() -> None:
+    """End and reap the early children no Analyzer took over (their texts were not the
+    question, or the program stopped before asking it)."""
+    while _early:
+        pid, read_end, _ = _early.pop()
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.close(read_end)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
 
 
 def take_early(texts: list[str]) -> tuple[int, int] | None:
@@ -85,6 +104,7 @@ def fork_analysis(texts: list[str]) -> tuple[int, int] | None:
         status = 1
         try:
             os.close(read_end)
+            _detach_streams()  # a pipe reading the program's output must not wait for this child
             kiwi = new_kiwi()
             payload = {t: content_forms(kiwi.tokenize(t)) for t in texts}
             with os.fdopen(write_end, "wb") as out:
@@ -94,3 +114,12 @@ def fork_analysis(texts: list[str]) -> tuple[int, int] | None:
             os._exit(status)
     os.close(write_end)
     return pid, read_end
+
+
+def _detach_streams() -> None:
+    """Point the child's stdin, stdout and stderr at /dev/null (it prints nothing)."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)

@@ -150,11 +150,13 @@ def load_retriever(settings: Settings, build_if_missing: bool = False, questions
 
     With build_if_missing, a missing index is built first from the configured
     sources (announced on stderr), so a fresh clone answers its first question."""
+    from . import korean
     from .lexical import Analyzer  # imports nothing heavy: the fork below comes first
 
     analyzer = Analyzer()  # the Retriever gives it the index's glossary
     if questions is not None:
-        analyzer.prefetch(questions)  # forks: before this process starts any thread
+        analyzer.prefetch(questions)  # forks (or takes over the CLI's early child): before any thread starts
+    korean.stop_early()  # an early child for other texts (a Hangul folder name) is not needed
     with ThreadPoolExecutor(2) as pool:
         encoding = pool.submit(_live_encoder, settings)
         kiwi = pool.submit(analyzer.load) if questions is None else None

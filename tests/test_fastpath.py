@@ -434,3 +434,51 @@ def test_an_export_whose_stamps_cannot_be_kept_or_read_still_answers_fast(e5_exp
     (copy / ort.STAMPS_FILE).write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")  # damaged, deeply nested
     assert ort.verified_model(copy, record["files"]) == copy / ort.MODEL_FILE
     assert json.loads((copy / ort.STAMPS_FILE).read_text(encoding="utf-8")).keys() == record["files"].keys()
+
+
+LEFTOVER = textwrap.dedent("""
+    import json, os, sys
+    from okdbot import cli, korean
+    started = []
+    real = korean.fork_analysis
+
+    def spy(texts):
+        child = real(texts)
+        started.append(child[0] if child else None)
+        return child
+
+    def leave(code):
+        raise SystemExit(code)
+
+    korean.fork_analysis, cli._leave = spy, leave
+    sys.argv = ["okdbot", *sys.argv[1:]]
+    try:
+        cli.run()
+    except SystemExit as exc:
+        code = exc.code
+    alive = []
+    for pid in started:
+        try:
+            os.kill(pid, 0)  # still running, or a zombie nobody reaped
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    print(json.dumps({"code": code, "started": len(started), "alive": alive}))
+""")
+
+
+@pytest.mark.parametrize("case", ["an error before the question", "Hangul in a folder name"])
+def test_an_early_korean_child_nobody_needs_is_ended_and_reaped(bundled_index, case, tmp_path):
+    """The early child is started for every Hangul argument; one no query takes over (a bad -k, a
+    Hangul folder name with an English question) must not outlive the program, hold its output
+    pipes open, or stay a zombie."""
+    script = tmp_path / "leftover.py"
+    script.write_text(LEFTOVER, encoding="utf-8")
+    (tmp_path / "색인").symlink_to(bundled_index.index_dir, target_is_directory=True)
+    args = (["query", "-k", "99", "Skopeo가 뭐야?"] if case.startswith("an error")
+            else ["query", "--index", str(tmp_path / "색인"), "What is Skopeo?"])
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**_env(), "PYTHONPATH": str(ROOT)})
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["started"] == 1 and out["alive"] == [], (out, proc.stderr)
+    assert out["code"] == (2 if case.startswith("an error") else 0), proc.stderr
