@@ -20,7 +20,7 @@ from .retrieve import is_korean
 log = logging.getLogger("okdbot")
 
 VOTE_ID = r"okdbot:vote:(?P<vote>up|down):(?P<answer>[0-9]+)"
-WHY_ID = r"okdbot:why:(?P<answer>[0-9]+)"
+WHY_ID = r"okdbot:why:(?:(?P<lang>ko|en):)?(?P<answer>[0-9]+)"  # the language the form was shown in
 
 
 class KoreanTranslator(app_commands.Translator):
@@ -59,11 +59,12 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
             await tell_privately(interaction, strings(korean)["error"])
             return
         log.info("vote %s on answer %d", self.vote, self.answer_id)
-        ui = strings(korean or is_korean(question or ""))
+        korean = korean or is_korean(question or "")
+        ui = strings(korean)
         if question is None:
             log.warning("vote on unknown answer %d (was the feedback database replaced?)", self.answer_id)
         elif self.vote == "down":
-            form = WhyModal(self.answer_id, ui)
+            form = WhyModal(self.answer_id, korean)
             await interaction.response.send_modal(form)
             form.stop()  # its answers are read from the submission itself (submit_why), whenever it comes
             return
@@ -75,8 +76,9 @@ class WhyModal(discord.ui.Modal):
     Only the form: its submission is handled by submit_why, from what Discord sends, so a
     form filled in after a restart of the bot, or after any length of time, still counts."""
 
-    def __init__(self, answer_id: int, ui: dict[str, str]) -> None:
-        super().__init__(title=ui["why_title"], custom_id=f"okdbot:why:{answer_id}")
+    def __init__(self, answer_id: int, korean: bool) -> None:
+        ui = strings(korean)
+        super().__init__(title=ui["why_title"], custom_id=f"okdbot:why:{'ko' if korean else 'en'}:{answer_id}")
         self.reason = discord.ui.Select(custom_id="reason", options=[
             discord.SelectOption(label=ui[f"reason_{key}"], value=key) for key in REASONS])
         self.comment = discord.ui.TextInput(custom_id="comment", style=discord.TextStyle.paragraph,
@@ -93,11 +95,13 @@ async def submit_why(interaction: discord.Interaction) -> None:
     match = re.fullmatch(WHY_ID, str(data.get("custom_id", "")))
     if interaction.type is not discord.InteractionType.modal_submit or not match:
         return
-    values = _form_values(data.get("components") or [])
-    ui = strings(interaction.locale is discord.Locale.korean)
-    reason = next(iter(values.get("reason") or []), "")
-    comment = clean_text(str(values.get("comment") or ""))[:COMMENT_MAX]
+    values = _form_values(data.get("components"))
+    ui = strings(match["lang"] == "ko" if match["lang"] else interaction.locale is discord.Locale.korean)
+    chosen, written = values.get("reason"), values.get("comment")
+    reason = chosen[0] if isinstance(chosen, list) and chosen and isinstance(chosen[0], str) else ""
+    comment = clean_text(written)[:COMMENT_MAX] if isinstance(written, str) else ""
     if reason not in REASONS:
+        log.warning("a 👎 form for answer %s came back without a known reason: refused", match["answer"])
         await tell_privately(interaction, ui["error"])
         return
     bot = interaction.client
@@ -111,16 +115,19 @@ async def submit_why(interaction: discord.Interaction) -> None:
     await interaction.response.send_message(ui["thanks"], ephemeral=True)
 
 
-def _form_values(components: list) -> dict:
-    """custom_id → value(s) of every input in a submitted form (inputs sit in labels or rows)."""
+def _form_values(components, depth: int = 0) -> dict:
+    """custom_id → value(s) of every input in a submitted form (inputs sit in labels or rows);
+    anything not shaped as Discord sends it is skipped."""
     found: dict = {}
+    if not isinstance(components, list) or depth > 3:
+        return found
     for component in components:
         if not isinstance(component, dict):
             continue
-        if "custom_id" in component and ("values" in component or "value" in component):
+        if isinstance(component.get("custom_id"), str) and ("values" in component or "value" in component):
             found[component["custom_id"]] = component.get("values", component.get("value"))
-        inner = component.get("components") or ([component["component"]] if "component" in component else [])
-        found.update(_form_values(inner))
+        inner = component.get("components") if "components" in component else [component.get("component")]
+        found.update(_form_values(inner, depth + 1))
     return found
 
 

@@ -10,8 +10,11 @@ import sqlite3
 from contextlib import closing
 
 import pytest
+import simcord
+from simcord import interactions as sim_interactions
 
 from okdbot import cli
+from okdbot.answer import strings
 from okdbot.feedback import FeedbackStore, user_hash
 
 from .test_discord import (UNANSWERABLE, VOTE, make_bot, notes, retriever, settings,  # noqa: F401 (fixtures)
@@ -69,6 +72,38 @@ async def test_a_thumbs_down_form_filled_in_across_a_restart_of_the_bot_still_co
     assert sent.ephemeral and sent.response.content == "Thanks for the feedback!"
     (vote,) = FeedbackStore(settings.discord.feedback_db).votes(bad_only=True)
     assert (vote.answer_id, vote.reason, vote.comment) == (answer_id, "wrong_passage", "재시작 뒤에 보냄")
+
+
+async def test_the_thumbs_down_form_and_its_thanks_speak_the_language_of_the_question(world, settings):
+    """Bob's Discord is in English, the question was Korean: the form was Korean, so is the thanks."""
+    answer = await world.alice.slash(world.channel, "ask", question="Skopeo가 뭐야?")
+    shown = await world.bob.click(answer.response, custom_id=button(answer.response, "down"))
+    assert shown.modal["title"] == "답변에서 무엇이 잘못됐나요?"
+    sent = await world.bob.submit_modal(shown, {"reason": ["outdated"]})
+    assert sent.response.content == "피드백 감사합니다!"
+
+
+@pytest.mark.parametrize("components", [
+    [{"type": 18, "component": {"type": 3, "custom_id": "reason", "values": 5}}],
+    [{"type": 18, "component": {"type": 3, "custom_id": "reason", "values": [["outdated"]]}}],
+    [{"type": 18, "component": {"type": 3, "custom_id": ["reason"], "values": ["outdated"]}}],
+    [{"type": 18, "component": {"type": 3, "custom_id": "reason", "values": ["not-a-reason"]}}],
+    [{"type": 18, "component": {"type": 4, "custom_id": "comment", "value": {"x": 1}}}],
+    7,
+])
+async def test_a_forged_thumbs_down_submission_gets_a_private_error_and_stores_nothing(world, settings, components):
+    """A modal submission is whatever a client sends: shapes Discord never sends are refused
+    with a private message instead of 'This interaction failed' and a traceback."""
+    answer = await world.alice.slash(world.channel, "ask", question="What does Tekton do?")
+    answer_id = int(VOTE.fullmatch(button(answer.response, "down")).group(2))
+    data = {"custom_id": f"okdbot:why:en:{answer_id}", "components": components}
+    record, payload = sim_interactions.base_payload(world.env.backend, type=5, channel_id=world.channel.id,
+                                                    guild_id=world.guild.id, user_id=world.bob.id, data=data)
+    world.env.backend.emit("INTERACTION_CREATE", payload)
+    await world.env.settle()
+    sent = simcord.InteractionResult(world.env, record)
+    assert sent.ephemeral and sent.response.content == strings(False)["error"]
+    assert FeedbackStore(settings.discord.feedback_db).votes(bad_only=True) == []
 
 
 async def test_a_later_thumbs_up_clears_the_reason(world, settings):
