@@ -23,13 +23,14 @@ _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|
 
 def clean_text(text: str) -> str:
     """`text` as people see it: terminal escape sequences, format (Cf: zero-width, bidi)
-    and control (Cc) characters removed, whitespace-like controls read as spaces, NFC-normalised,
+    and control (Cc) characters removed, and lone surrogates (Cs: bytes of a command-line
+    argument that were not UTF-8), whitespace-like controls read as spaces, NFC-normalised,
     runs of whitespace made one space, stripped."""
     kept = []
     for ch in _ESCAPE.sub("", text or ""):
         if ch.isspace():
             kept.append(" ")
-        elif ch not in _INVISIBLE and unicodedata.category(ch) not in ("Cc", "Cf"):
+        elif ch not in _INVISIBLE and unicodedata.category(ch) not in ("Cc", "Cf", "Cs"):
             kept.append(ch)
     return " ".join(unicodedata.normalize("NFC", "".join(kept)).split())
 

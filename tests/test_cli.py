@@ -185,6 +185,17 @@ def test_terminal_escape_sequences_are_not_part_of_a_question(first_answer, fres
     assert data["question"] == "Skopeo가 뭐야?" and "Skopeo" in data["passages"][0]["text"]
 
 
+def test_a_question_with_bytes_that_are_not_utf8_is_answered(first_answer, fresh_clone):
+    """A terminal in another encoding, or a mangled paste: the undecodable byte is dropped
+    (it crashed the Korean analyser with 'internal error: UnicodeDecodeError')."""
+    question = "Skopeo\udcff가 뭐야?".encode("utf-8", "surrogateescape")
+    proc = run_cli("query", "--json", question, cwd=fresh_clone)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["question"] == "Skopeo가 뭐야?" and "Skopeo" in data["passages"][0]["text"]
+    assert "error" not in proc.stderr
+
+
 def test_an_unterminated_terminal_title_sequence_does_not_swallow_the_question():
     from okdbot.question import clean_text
 
