@@ -482,3 +482,17 @@ def test_an_early_korean_child_nobody_needs_is_ended_and_reaped(bundled_index, c
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["started"] == 1 and out["alive"] == [], (out, proc.stderr)
     assert out["code"] == (2 if case.startswith("an error") else 0), proc.stderr
+
+
+def test_the_exported_graphs_can_be_read_by_the_oldest_onnxruntime_okdbot_allows(model):
+    """pyproject allows onnxruntime 1.17, which reads ONNX files up to IR version 9; onnx itself
+    writes its newest (14 with onnx 1.23), which 1.17 refuses to load (checked by hand with 1.17.3:
+    it then loads and runs both graphs)."""
+    import re
+
+    import onnx
+
+    floor = re.search(r'"onnxruntime>=([0-9.]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8")).group(1)
+    assert floor == "1.17"
+    for graph in ("model.onnx", "query.onnx"):
+        assert onnx.load(str(model.folder / graph), load_external_data=False).ir_version <= 9

