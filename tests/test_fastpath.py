@@ -121,7 +121,8 @@ def test_the_quick_tokenizer_cuts_every_line_of_the_notes_as_tokenizers_does(mod
         assert model.tokenizer.encode(normalised) == expected, text
     for name in (PIECES_FILE, SCORES_FILE):
         shutil.copy(model.folder / name, tmp_path / name)
-    ungrouped = UnigramTokenizer(tmp_path, model.tokenizer.bos, model.tokenizer.eos, model.tokenizer.unk, 512)
+    ungrouped = UnigramTokenizer(tmp_path, model.tokenizer.bos, model.tokenizer.eos, model.tokenizer.unk, 512,
+                                  grouped=False)
     for text in texts[::7]:
         normalised = ("query: " + text).translate(model._chars)
         assert ungrouped.encode(normalised) == model.tokenizer.encode(normalised), text
@@ -496,3 +497,20 @@ def test_the_exported_graphs_can_be_read_by_the_oldest_onnxruntime_okdbot_allows
     assert floor == "1.17"
     for graph in ("model.onnx", "query.onnx"):
         assert onnx.load(str(model.folder / graph), load_external_data=False).ir_version <= 9
+
+
+def test_an_export_made_by_the_previous_okdbot_still_answers(e5_export, model):
+    """An index exported before the 4-bit question graph and the grouped vocabulary (format 2)
+    is queried by this okdbot until its next build: one float32 graph for both, all pieces read.
+    Files the record does not list are not used, even when present."""
+    from okdbot.embed import e5, unigram
+
+    folder, record = e5_export
+    listed = {name: digest for name, digest in record["files"].items()
+              if name not in (e5.QUERY_GRAPH, f"{e5.QUERY_GRAPH}.data", unigram.GROUPED_FILE, unigram.GROUPS_FILE)}
+    older = e5.E5Encoder(folder, {**record, "format": 2, "files": listed})
+    assert older._sessions["query"] is older._session("passage")
+    assert isinstance(older.tokenizer.group, unigram._AllPieces)
+    texts = ["Skopeo가 뭐야?", "What does Podman do without a daemon?"]
+    assert _min_cosine(older.encode_documents(texts), model.encode_documents(texts)) >= 0.99999
+    assert _min_cosine(older.encode_queries(texts), model.encode_queries(texts)) >= 0.9999

@@ -114,7 +114,7 @@ class E5Backend(Backend):
         from .e5 import E5Encoder, EngineEncoder
         from .ort import BUILD_THREADS
 
-        return E5Encoder(*export, threads=BUILD_THREADS) if export else EngineEncoder()
+        return E5Encoder(*export, threads=BUILD_THREADS, questions=False) if export else EngineEncoder()
 
     def export(self, model: ModelSettings, folder: Path, embedder: Embedder | None) -> dict:
         from .e5 import export

@@ -311,7 +311,8 @@ class E5Encoder:
     `record` is the export record (export.json, also kept in each index
     generation's manifest). Every file is checked against its sha256 first."""
 
-    def __init__(self, folder: Path, record: dict, session=None, threads: int = ort.QUERY_THREADS):
+    def __init__(self, folder: Path, record: dict, session=None, threads: int = ort.QUERY_THREADS,
+                 questions: bool = True):
         self.folder = folder
         self.model_id = record["model"]
         self.dim = int(record["dim"])
@@ -320,17 +321,19 @@ class E5Encoder:
         try:
             model = ort.verified_model(folder, record["files"])
             self.tokenizer = unigram.UnigramTokenizer(folder, int(record["bos"]), int(record["eos"]),
-                                                      int(record["unk"]), self.max_tokens)
+                                                      int(record["unk"]), self.max_tokens,
+                                                      grouped=unigram.GROUPS_FILE in record["files"])
             self.pad = int(record["pad"])
             self._chars = {int(k): v for k, v in json.loads((folder / "normalize.json").read_text("utf-8")).items()}
             self.words = np.load(folder / "words.npy", mmap_mode="r", allow_pickle=False)
             self.scales = np.load(folder / "word_scales.npy", mmap_mode="r", allow_pickle=False)
             self.positions = np.load(folder / "positions.npy", allow_pickle=False)
             # questions run the 4-bit graph (an export of format 2 has none: its one graph runs both)
-            graph = folder / QUERY_GRAPH if QUERY_GRAPH in record["files"] else model
-            self.session = session or ort.make_session(graph, threads)
-            self._passage_graph, self._threads = model, threads
-            self._passages = self.session if graph == model else None  # made when passages are first encoded
+            self._graphs = {"query": folder / QUERY_GRAPH if QUERY_GRAPH in record["files"] else model,
+                            "passage": model}
+            self._threads, self._sessions = threads, {}
+            if session is not None or questions:  # a build's encoder makes the question graph only if asked
+                self._sessions["query"] = session or ort.make_session(self._graphs["query"], threads)
         except (ModelError, ImportError):
             raise
         except Exception as exc:  # numpy and onnxruntime raise their own types
@@ -353,18 +356,27 @@ class E5Encoder:
         return self._splitter.split(text)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
+        session = self._session("query")
         return ort.encode_sorted([self.query_prefix + t for t in texts], self.dim,
-                                 lambda batch: self._encode_batch(batch, self.session))
+                                 lambda batch: self._encode_batch(batch, session))
 
     def encode_documents(self, texts: list[str]) -> np.ndarray:
-        if self._passages is None:
+        session = self._session("passage")
+        return ort.encode_sorted([self.passage_prefix + t for t in texts], self.dim,
+                                 lambda batch: self._encode_batch(batch, session))
+
+    def _session(self, kind: str):
+        """The onnxruntime session of the graph for questions or passages, made when first needed
+        (one session when both are the same graph)."""
+        if kind not in self._sessions:
+            same = [k for k, graph in self._graphs.items() if graph == self._graphs[kind] and k in self._sessions]
             try:
-                self._passages = ort.make_session(self._passage_graph, self._threads)
+                self._sessions[kind] = (self._sessions[same[0]] if same
+                                        else ort.make_session(self._graphs[kind], self._threads))
             except Exception as exc:  # onnxruntime raises its own types
                 raise ModelError(f"the exported e5 model in {self.folder} cannot be loaded ({type(exc).__name__}); "
                                  "run `okdbot index` to export it again") from None
-        return ort.encode_sorted([self.passage_prefix + t for t in texts], self.dim,
-                                 lambda batch: self._encode_batch(batch, self._passages))
+        return self._sessions[kind]
 
     def _encode_batch(self, texts: list[str], session) -> np.ndarray:
         encoded = [self.tokenizer.encode(t.translate(self._chars)) for t in texts]

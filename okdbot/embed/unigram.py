@@ -103,8 +103,9 @@ class _AllPieces(_Groups):
 class UnigramTokenizer:
     """Token ids of normalised text: <s> pieces… </s>, at most `max_tokens` of them."""
 
-    def __init__(self, folder: Path, bos: int, eos: int, unk: int, max_tokens: int):
-        self.group = _Groups(folder) if (folder / GROUPS_FILE).is_file() else _AllPieces(folder)
+    def __init__(self, folder: Path, bos: int, eos: int, unk: int, max_tokens: int, grouped: bool = True):
+        """`grouped`: the export made the grouped files (an earlier okdbot's did not)."""
+        self.group = _Groups(folder) if grouped else _AllPieces(folder)
         self.bos, self.eos, self.unk, self.max_tokens = bos, eos, unk, max_tokens
         self.unk_score = self.group.low - 10.0
         self.longest = self.group.longest
