@@ -1,4 +1,4 @@
-"""Korean-aware lexical search: the only module that imports kiwipiepy and bm25s.
+"""Korean-aware lexical search: the only module that imports bm25s (Kiwi comes from korean.py).
 
 Tokens are Korean content morphemes from Kiwi (particles, endings and
 suffixes dropped) plus English/number terms kept whole, lowercased and
