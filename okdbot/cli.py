@@ -50,13 +50,13 @@ def run() -> None:
 def _start_korean_analysis(argv: list[str]) -> None:
     """For `okdbot query` with a Hangul question, start the Korean analyser's child process
     before anything else is imported or read (a cold Korean query waits for its load, not
-    for ours); the query's analyser takes it over (lexical.start_early). Every Hangul
+    for ours); the query's analyser takes it over (korean.start_early). Every Hangul
     argument is sent, since which one is the question is known only after parsing."""
     command = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
     if command is None or argv[command] != "query":
         return
     from .errors import BadQuestion
-    from .korean import has_hangul, start_early
+    from .korean import start_early
     from .question import check_question
 
     texts = []
@@ -65,7 +65,7 @@ def _start_korean_analysis(argv: list[str]) -> None:
             texts.append(check_question(arg))
         except BadQuestion:
             continue
-    start_early([t for t in texts if has_hangul(t)])
+    start_early(texts)  # it keeps the Hangul ones
 
 
 def _stop_korean_analysis() -> None:
