@@ -29,6 +29,8 @@ QUESTION_SETS = {
 HOLDOUT_SETS = {"chat/okd-note-chat-holdout2": "okd-note", "chat/okd-io-chat-holdout2": "okd-io",
                 "chat/metanet-chat-holdout2": "metanet"}
 HOLDOUT_DIGESTS = "HOLDOUT2.sha256"
+# holdouts already reported once: usable for diagnostics (bench/limits.py), never for tuning
+RETIRED_PARTS = ("holdout", "holdout2")
 
 
 def okdbot_index(corpus: str, cache: Path, **settings_overrides):
