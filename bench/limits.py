@@ -40,7 +40,7 @@ COVERAGES = [round(0.025 * i, 3) for i in range(41)]
 GAPS = [round(0.001 * i, 3) for i in range(61)]
 
 
-def decision_signals(system, cache: Path, corpus: str) -> list[tuple[bool, bool, float, float]]:
+def decision_signals(system, corpus: str) -> list[tuple[bool, bool, float, float]]:
     """(unanswerable, korean, coverage, gap) of every reported chat question over `corpus`."""
     out = []
     for part in ("dev", *RETIRED_PARTS):
@@ -68,7 +68,7 @@ def decision_report(cache: Path) -> None:
     print("1. the answer decision, on every reported chat question (dev + retired holdouts), in-sample")
     for corpus in CHAT:
         system = okdbot_system(corpus, cache)
-        signals = decision_signals(system, cache, corpus)
+        signals = decision_signals(system, corpus)
         s = system.retriever.settings
         answerable = [x for x in signals if not x[0]]
         unanswerable = [x for x in signals if x[0]]
@@ -89,8 +89,8 @@ def translation_report(cache: Path, k: int) -> None:
     original = load_questions(ROOT / "eval" / "chat" / "okd-io-chat-dev.yaml")
     translated = load_questions(ROOT / "eval" / "chat" / "okd-io-chat-dev-en.yaml")
     system = okdbot_system("okd-io", cache)
-    for name, sys_ in (("okdbot", system), ("dense-e5", DenseOnly(system.retriever))):
-        before, after = run(sys_, original, k).outcomes, run(sys_, translated, k).outcomes
+    for name, each in (("okdbot", system), ("dense-e5", DenseOnly(system.retriever))):
+        before, after = run(each, original, k).outcomes, run(each, translated, k).outcomes
         korean = [i for i, o in enumerate(before) if o.question.lang == "ko" and not o.question.unanswerable]
         english = [o for o in before if o.question.lang == "en" and not o.question.unanswerable]
         for label, group in (("Korean, as asked", [before[i] for i in korean]),
