@@ -3,7 +3,7 @@
     python bench/calibrate.py [--cache DIR]
 
 Reads only the dev halves of the chat question sets (eval/chat/*-dev.yaml; the
-holdout halves are frozen, see eval/chat/HOLDOUT.sha256) over their three corpora
+holdouts are frozen, see eval/chat/HOLDOUT*.sha256) over their three corpora
 (the bundled note, ../shared/corpora/okd-io and metanet-notes). Two steps:
 
 1. Fusion: every combination of dense_weight and heading_boost on a small grid,

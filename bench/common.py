@@ -23,13 +23,14 @@ QUESTION_SETS = {
     "okd-note": "okd-note", "okd-follow-ups": "okd-note", "metanet-notes": "metanet",
     "chat/okd-note-chat-dev": "okd-note", "chat/okd-io-chat-dev": "okd-io", "chat/metanet-chat-dev": "metanet",
 }
-# the holdout that is still unread: the second one, written blind on 2026-11-30 and frozen
-# (eval/chat/HOLDOUT2.sha256) before this session's tuning. The first (*-holdout.yaml, HOLDOUT.sha256)
-# was reported once on 2026-11-29 and is retired: kept for the record, not used for tuning or reports.
-HOLDOUT_SETS = {"chat/okd-note-chat-holdout2": "okd-note", "chat/okd-io-chat-holdout2": "okd-io",
-                "chat/metanet-chat-holdout2": "metanet"}
-HOLDOUT_DIGESTS = "HOLDOUT2.sha256"
-# holdouts already reported once: usable for diagnostics (bench/limits.py), never for tuning
+# the holdout that is still unread: the third one, written blind on 2026-11-30 after the second was
+# reported, and frozen (eval/chat/HOLDOUT3.sha256) before any further change. It is kept for the next
+# change to retrieval (a stronger model, a reranker): run --holdout once, after that change.
+HOLDOUT_SETS = {"chat/okd-note-chat-holdout3": "okd-note", "chat/okd-io-chat-holdout3": "okd-io",
+                "chat/metanet-chat-holdout3": "metanet"}
+HOLDOUT_DIGESTS = "HOLDOUT3.sha256"
+# holdouts already reported once (the first on 2026-11-29, the second on 2026-11-30, with
+# HOLDOUT.sha256 and HOLDOUT2.sha256): usable for diagnostics (bench/limits.py), never for tuning
 RETIRED_PARTS = ("holdout", "holdout2")
 
 
