@@ -337,6 +337,8 @@ def fit_lines(lines: list[str], limit: int, more: str) -> str:
     if size(text) <= limit:
         return text
     room = limit - size(more) - 1
+    if room <= len(FENCE) + 1:  # no room for the link to the rest: as much of the first line as fits
+        return _close_fence(_links_outside_code(cut_words(lines[0], limit - 1 - len(FENCE)))) if lines else ""
     kept: list[str] = []
     used = best = 0
     inside = False
@@ -371,6 +373,8 @@ def cut_words(text: str, limit: int) -> str:
     text = scrub(text)
     if size(text) <= limit:
         return text
+    if limit <= 0:
+        return ""
     head = text[:limit]
     while size(head) > limit:
         head = head[:-1]
@@ -392,14 +396,22 @@ def _passage_embeds(passages: list[Passage], ui: dict[str, str], passage_chars: 
                             footer=cut_words(f"{ui['source']}: {p.file} · L{p.start_line}-L{p.end_line}", FOOTER_MAX))
                   for p in passages]
         room = EMBED_TOTAL_MAX - sum(e.size() for e in embeds)
-        if len(passages) == 1 or room // len(passages) >= MIN_QUOTE_CHARS:
+        quotes = [show_link_targets(quote_lines(p, DISCORD_LINES)) for p in passages]
+        wanted = [size(_close_fence("\n".join(q))) for q in quotes]
+        budgets = _share(wanted, room, cap)
+        # each quote fits whole, or its share holds MIN_QUOTE_CHARS besides the link to the rest
+        if len(passages) == 1 or all(b >= w or b >= MIN_QUOTE_CHARS + size(_more(ui, p)) + 1
+                                     for b, w, p in zip(budgets, wanted, passages)):
             break
         passages = passages[:-1]
-    quotes = [show_link_targets(quote_lines(p, DISCORD_LINES)) for p in passages]
-    budgets = _share([size(_close_fence("\n".join(q))) for q in quotes], room, cap)
     for embed, passage, quote, budget in zip(embeds, passages, quotes, budgets):
-        embed.description = fit_lines(quote, budget, f"{ELLIPSIS} [{ui['more']}]({passage.url})")
+        embed.description = fit_lines(quote, budget, _more(ui, passage))
     return embeds
+
+
+def _more(ui: dict[str, str], passage: Passage) -> str:
+    """The line that ends a cut quote: a link to the rest of the passage."""
+    return f"{ELLIPSIS} [{ui['more']}]({passage.url})"
 
 
 def _share(wanted: list[int], total: int, cap: int) -> list[int]:

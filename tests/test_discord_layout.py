@@ -4,6 +4,8 @@ code fence) and end with a link to the rest."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from okdbot.answer import ELLIPSIS, PASSAGE_CHARS, cut_words, discord_reply, fit_lines, quote_question
@@ -178,3 +180,41 @@ def test_questions_are_searched_as_people_see_them(raw, clean):
 def test_a_question_of_invisible_characters_is_empty():
     with pytest.raises(BadQuestion, match="empty"):
         check_question("\u200b\u200c\ufeff \x00")
+
+
+LONG_PATH = "2024_메타넷_인턴십/3주차_쿠버네티스_실습/오픈시프트_네트워크와_서비스_메시_그리고_인그레스_정리노트.md"
+
+
+def _long_path_passage(rank: int) -> Passage:
+    from urllib.parse import quote
+
+    start = rank * 20
+    lines = [f"- 서비스 메시 설정 단계 {i}: " + "사이드카 프록시를 주입하고 트래픽 정책을 확인한다 " * 3 for i in range(12)]
+    return Passage(rank=rank, score=0.9, source="notes", file=LONG_PATH, heading=f"Day26 > 네트워크 > 서비스 메시 {rank}",
+                   start_line=start, end_line=start + 11,
+                   url=f"https://github.com/o/r/blob/main/docs/{quote(LONG_PATH, safe='/')}?plain=1#L{start}-L{start + 11}",
+                   lines=[Line(start + i, t, True) for i, t in enumerate(lines)])
+
+
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_many_passages_of_a_note_with_a_long_korean_path_are_laid_out_and_fit(k):
+    """A percent-encoded Hangul path makes the "more" link longer than a passage's share
+    (retrieval.k: 10): the layout must still finish (it runs on the bot's event loop),
+    fit Discord's limits and keep every link whole."""
+    import threading
+
+    result = Result("서비스 메시 설정은?", True, [_long_path_passage(r) for r in range(1, k + 1)], korean=True)
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(discord_reply(result)), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert done, "discord_reply never returned"
+    payload = reply_payload(done[0])
+    assert_within_limits(payload)
+    for embed in payload["embeds"]:
+        for link in re.findall(r"\]\((https?://[^)]*)\)", embed.get("description", "")):
+            assert link in {p.url for p in result.passages}
+
+
+def test_cut_words_with_no_room_gives_nothing():
+    assert cut_words("업그레이드 체크리스트", 0) == "" and cut_words("upgrade checklist", -5) == ""
