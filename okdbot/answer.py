@@ -216,8 +216,9 @@ def discord_reply(result: Result, *, echo_question: bool = False,
 
 def quote_question(question: str, limit: int = CONTENT_MAX // 2) -> str:
     """The question as one quoted line of at most `limit` characters, shown as
-    typed: no masked link, no heading, links wrapped in <…> (no preview)."""
-    text = " ".join(question.split())
+    typed: no masked link, no heading, links wrapped in <…> (no preview). The token is
+    masked first: wrapping a link could split it from a character of its own."""
+    text = " ".join(scrub(question).split())
     quoted = "> " + plain_markdown(text)
     while size(quoted) > limit:  # cut the words, not the escapes made for them
         text = cut_words(text, max(0, size(text) - (size(quoted) - limit)))

@@ -142,6 +142,9 @@ class AskCog(commands.Cog):
         A follow-up passes the conversation it replies to as `context`; an answer
         in one of the bot's threads, that `thread`."""
         started = time.perf_counter()
+        # masked before anything reads or stores them: a later cut (the follow-up context's
+        # last CONTEXT_CHARS, a link wrapped in <…>) could leave part of the token unmasked
+        question, context = scrub(question), scrub(context)
         log.debug("question via %s: %r (context %r)", via, question, context)
         result, answer_id = await self.bot.in_pool(self._answer_blocking, question, asker, channel, context, thread)
         log.info("%s via=%s", answer_log_line(result, (time.perf_counter() - started) * 1000), via.lstrip("/"))

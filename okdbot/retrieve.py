@@ -121,7 +121,7 @@ class Retriever:
         """Answer `question`. A follow-up passes the conversation so far as `context`:
         its terms help find the passage (at CONTEXT_WEIGHT), the question's own decide."""
         question = check_question(question)
-        context = " ".join(context.split())[-CONTEXT_CHARS:]
+        context = _recent_words(context)
         self.refresh()
         reader, s = self._reader, self.settings  # one generation for the whole search: no torn reads
         k = k or s.k
@@ -223,6 +223,15 @@ class Retriever:
         if built != self.encoder.model_id:
             raise IndexMismatch(f"the index was built with model {built} but queries use {self.encoder.model_id}; "
                                 "run `okdbot index` to rebuild it for the configured model")
+
+
+def _recent_words(context: str) -> str:
+    """The last CONTEXT_CHARS characters of a conversation, starting at a word."""
+    text = " ".join(context.split())
+    if len(text) <= CONTEXT_CHARS:
+        return text
+    recent = text[-CONTEXT_CHARS:]
+    return recent if text[-CONTEXT_CHARS - 1] == " " else recent.partition(" ")[2]
 
 
 def _defined_terms(chunk: ChunkRecord) -> list[str]:

@@ -126,3 +126,12 @@ def test_context_never_answers_a_follow_up_the_notes_do_not_cover(retriever):
 def test_bad_questions_raise(retriever, question):
     with pytest.raises(BadQuestion):
         retriever.search(question)
+
+
+def test_a_long_conversation_is_read_from_its_last_words_never_from_inside_one():
+    from okdbot.retrieve import CONTEXT_CHARS, _recent_words
+
+    words = " ".join(f"word{i:03d}" for i in range(100))
+    recent = _recent_words(words)
+    assert len(recent) <= CONTEXT_CHARS and words.endswith(recent) and recent.startswith("word")
+    assert _recent_words("  짧은   대화  ") == "짧은 대화"

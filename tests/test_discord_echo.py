@@ -193,3 +193,28 @@ def test_a_token_cut_in_two_is_still_masked():
         assert all(token[:20] not in text and "<token>" in text for text in (name, quote))
     finally:
         forget_secrets()
+
+
+async def test_a_token_cut_by_the_follow_up_context_is_never_echoed(world, quiet_loggers):
+    """The 300 characters of conversation a follow-up is read with can start inside the
+    token: the rest of it must not be echoed ("Read as a follow-up to: > …")."""
+    first = f"{SIMCORD_TOKEN} " + "a" * 275 + " Skopeo?"  # 302 characters: the last 300 cut into the token
+    await world.bob.send(world.channel, f"{world.env.bot.user.mention} {first}")
+    earlier = world.channel.last_message
+    await world.bob.send(world.channel, f"{world.env.bot.user.mention} Podman은?", reply_to=earlier)
+    sent = [json.dumps(r.json, ensure_ascii=False) for r in world.env.http_requests if r.json]
+    assert not [body for body in sent if "fake.token" in body]
+    follow_up = world.channel.last_message.content
+    assert "\n> aaaa" in follow_up or "<token>" in follow_up  # starts between words, not mid-token
+
+
+async def test_a_token_ending_in_an_underscore_inside_a_link_is_masked(world, quiet_loggers):
+    """A token may end in "_": the echo must mask it before it separates the link from
+    the underscore that follows it."""
+    from okdbot.redact import add_secret
+
+    token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.abcdefghijklmnopqrstuvwxyz012345678_"
+    add_secret(token)  # as the bot does with its own token at login
+    await world.alice.slash(world.channel, "ask", question=f"is this safe? https://paste.example/{token}")
+    sent = [json.dumps(r.json, ensure_ascii=False) for r in world.env.http_requests if r.json]
+    assert not [body for body in sent if token[:-1] in body]
