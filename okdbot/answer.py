@@ -259,37 +259,28 @@ def _url_only(url: str) -> str:
 def show_link_targets(lines: list[str]) -> list[str]:
     """Quoted note lines with every `[label](https://…)` turned into
     `\\[label\\](<https://…>)`: Discord then shows the line as written, the
-    destination visible, instead of a link whose target is hidden. Code
-    (fenced blocks, inline spans) is shown literally by Discord and left alone;
-    an inline span may run over lines, so the lines between fences are read as one text,
-    and what follows a closing fence on its line is read like any text."""
-    out, run, inside = [], [], False
-    for line in lines:
-        if inside:
-            if line.count(FENCE) % 2 == 1:  # closes the block: the rest of the line is Markdown again
-                head, _, tail = line.rpartition(FENCE)
-                line, inside = head + FENCE + _links_outside_code(tail), False
-            out.append(line)
-            continue
-        run.append(line)
-        if line.count(FENCE) % 2 == 1:
-            inside = True
-            out += _links_outside_code("\n".join(run)).split("\n")
-            run = []
-    return out + (_links_outside_code("\n".join(run)).split("\n") if run else [])
+    destination visible, instead of a link whose target is hidden. Code (blocks
+    and inline spans) is shown literally by Discord and left alone. The lines are
+    read as one text, left to right as Discord reads them, so three backticks
+    inside an inline span or after an escaped backtick open no block."""
+    return _links_outside_code("\n".join(lines)).split("\n")
 
 
 def _links_outside_code(text: str) -> str:
     """The text with no `[` Discord could open a link with: masked links shown with their
     destination, every other unescaped `[` escaped (Discord shows `\\[` as `[`). Read in
-    Discord's order, left to right: an escape, an inline code span (literal), a masked link.
-    One pass (a regex for code spans took minutes on a line of a few thousand backticks)."""
+    Discord's order, left to right: an escape, a code block (to the next ```, left as
+    written), an inline code span (literal), a masked link. One pass (a regex for code
+    spans took minutes on a line of a few thousand backticks)."""
     out, i, absent = [], 0, {}
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
             out.append(text[i:i + 2])
             i += 2
+        elif text.startswith(FENCE, i) and (close := text.find(FENCE, i + len(FENCE) + 1)) >= 0:
+            out.append(text[i:close + len(FENCE)])
+            i = close + len(FENCE)
         elif ch == "`":
             run = _TICKS.match(text, i).end()
             end = _code_end(text, run, run - i, absent)

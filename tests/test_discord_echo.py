@@ -218,3 +218,20 @@ async def test_a_token_ending_in_an_underscore_inside_a_link_is_masked(world, qu
     await world.alice.slash(world.channel, "ask", question=f"is this safe? https://paste.example/{token}")
     sent = [json.dumps(r.json, ensure_ascii=False) for r in world.env.http_requests if r.json]
     assert not [body for body in sent if token[:-1] in body]
+
+
+@pytest.mark.parametrize("lines", [
+    ["- the fence marker is written `a ``` b` in inline code", "- [release notes](https://evil.example/x) here"],
+    ["- an escaped \\``` is no fence", "- [release notes](https://evil.example/y) here"],
+    ["```", "code [kept](https://code.example) as written", "```", "- [release notes](https://evil.example/z)"],
+])
+def test_a_fence_marker_is_read_as_discord_reads_it(lines):
+    """Three backticks inside inline code, or after an escaped backtick, open no code block:
+    a masked link on the next line must still show its destination."""
+    from okdbot.answer import show_link_targets
+
+    shown = "\n".join(show_link_targets(lines))
+    assert rendered_links(shown) == [], shown
+    assert "evil.example" in shown and len(shown.split("\n")) == len(lines)
+    if "code.example" in lines[1]:
+        assert shown.split("\n")[1] == lines[1]  # inside a real code block, nothing is changed
