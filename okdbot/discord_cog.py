@@ -35,6 +35,7 @@ log = logging.getLogger("okdbot")
 
 QUESTION_MAX = 300  # /ask option length; the Discord client enforces it
 _EN = strings(False)
+_EVERYONE = re.compile(r"@(?:everyone|here)\b")
 
 
 class NotAllowedHere(app_commands.CheckFailure):
@@ -49,6 +50,7 @@ class AskCog(commands.Cog):
         self.settings = bot.settings.discord
         rate, per = self.settings.cooldown_rate, self.settings.cooldown_seconds
         self.cooldown = commands.CooldownMapping.from_cooldown(rate, per, lambda user_id: user_id) if rate > 0 else None
+        self.told_to_wait: dict[int, float] = {}  # user → until when a mention's cooldown note covers them
 
     # ------------------------------------------------------------ /ask
 
@@ -58,15 +60,17 @@ class AskCog(commands.Cog):
                   question: app_commands.Range[str, 1, QUESTION_MAX]) -> None:
         await interaction.response.defer(thinking=True)
         channel = interaction.channel
+        ours = self.in_our_thread(channel)  # there, /ask is read with the thread's conversation, as a message is
         result, answer_id = await self.answer(question, asker=interaction.user.id, channel=interaction.channel_id,
-                                              via="/ask", thread=channel.id if self.in_our_thread(channel) else None)
+                                              via="/ask", context=await self.context_for(channel, None) if ours else "",
+                                              thread=channel.id if ours else None)
         sent = await interaction.followup.send(**message_kwargs(discord_reply(result, echo_question=True), answer_id),
                                                wait=True)
         threadable = not invite.missing(interaction.app_permissions, invite.needed_in(False, True))
         if self.opens_thread(channel) and threadable:
             thread = await self.open_thread(channel, sent, result.question)
             if thread is not None:
-                await self.bot.in_db(self.bot.feedback.set_thread, answer_id, thread.id)
+                await self.remember_thread(answer_id, thread.id)
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """/ask check: allowed channel, then the per-user cooldown."""
@@ -166,7 +170,8 @@ class AskCog(commands.Cog):
         question = clean_text(re.sub(rf"<@!?{self.bot.user.id}>", " ", message.content))
         if via == "thread" and not question:
             return  # an image or a sticker in our thread: nothing was asked
-        ui = strings(is_korean(question))
+        # a reply that arrives without its text is answered in the language of the answer it replies to
+        ui = strings(is_korean(question or (await self.conversation(earlier) if earlier is not None else "")))
         try:
             await self.answer_message(message, question, ui, earlier, via)
         except Exception:
@@ -184,14 +189,20 @@ class AskCog(commands.Cog):
             return None
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return None
+        if message.reference is not None and message.reference.type == discord.MessageReferenceType.forward:
+            return None  # a forward shares a message; it asks nothing
         if not self.allowed_channel(message.channel):
             return None
+        to_me = any(user.id == me.id for user in message.mentions)  # a reply's ping counts too
+        to_others = bool(any(user.id != me.id for user in message.mentions) or message.role_mentions
+                         or message.mention_everyone or _EVERYONE.search(message.content))
         earlier = await self.replied_answer(message)
-        if earlier is not None:
-            return earlier, "reply"
-        if any(user.id == me.id for user in message.mentions):
+        if earlier is not None:  # a reply to our answer that names others is for them, unless it names us too
+            named_me = re.search(rf"<@!?{me.id}>", message.content)
+            return (earlier, "reply") if not to_others or named_me else None
+        if to_me:
             return None, "mention"
-        if self.in_our_thread(message.channel) and not message.mentions and message.reference is None:
+        if self.in_our_thread(message.channel) and not to_others and message.reference is None:
             return None, "thread"  # in our thread, a message addressed to no one else is a follow-up
         return None
 
@@ -223,13 +234,15 @@ class AskCog(commands.Cog):
         if thread is None:
             await message.reply(**kwargs)
             return
-        await self.bot.in_db(self.bot.feedback.set_thread, answer_id, thread.id)
         await thread.send(**kwargs)
+        await self.remember_thread(answer_id, thread.id)
 
     async def refused(self, message: discord.Message, question: str, ui: dict[str, str]) -> bool:
         """Say at once what needs no search (asked too often, no text, nothing asked); True if said."""
         limited = self.rate_limited(message.author.id)
         if limited:
+            if not self.first_wait_note(message.author.id, limited[1]):
+                return True  # told once for this wait: more notes would only add to the spam
             text = ui["cooldown"].format(seconds=math.ceil(limited[1]))
         elif not message.content:  # a reply that does not ping us arrives without its text
             text = ui["no_content"]
@@ -238,6 +251,16 @@ class AskCog(commands.Cog):
         else:
             return False
         await message.reply(text)
+        return True
+
+    def first_wait_note(self, user_id: int, retry_after: float) -> bool:
+        """Whether a user over the budget by mention is told to wait now: once per wait."""
+        now = time.monotonic()
+        if self.told_to_wait.get(user_id, 0.0) > now:
+            return False
+        if len(self.told_to_wait) > 1000:  # forget waits that are over
+            self.told_to_wait = {u: t for u, t in self.told_to_wait.items() if t > now}
+        self.told_to_wait[user_id] = now + retry_after
         return True
 
     # ------------------------------------------------------------ threads
@@ -260,6 +283,14 @@ class AskCog(commands.Cog):
         except discord.HTTPException as exc:
             log.warning("could not open a thread in channel %s (%s); answering in place", channel.id, exc)
             return None
+
+    async def remember_thread(self, answer_id: int, thread_id: int) -> None:
+        """Record the thread an answer opened (so follow-ups there are read with it). Best
+        effort: the answer is already posted, and a database error must not take it back."""
+        try:
+            await self.bot.in_db(self.bot.feedback.set_thread, answer_id, thread_id)
+        except Exception:
+            log.warning("could not record thread %s of answer %s", thread_id, answer_id, exc_info=True)
 
     async def context_for(self, channel, earlier: discord.Message | None) -> str:
         """The conversation a follow-up is read with: that of the answer it replies

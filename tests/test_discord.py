@@ -510,3 +510,37 @@ async def test_50_concurrent_asks_are_all_deferred_before_the_first_retrieval_fi
         await env.settle(timeout=60)
         assert gated.finished == 50
         assert all(r.response is not None and r.response.embeds for r in results)
+
+
+async def test_forwarding_an_answer_is_not_a_question(world):
+    """A forward carries a reference to the message it forwards, and no text of its own."""
+    await world.alice.send(world.channel, f"{world.env.bot.user.mention} Skopeo가 뭐야?")
+    answer = world.channel.last_message
+    posted = len(world.bot_messages())
+    elsewhere = world.guild.create_text_channel("share")
+    await world.bob.forward(answer, world.channel)
+    await world.bob.forward(answer, elsewhere)
+    assert len(world.bot_messages()) == posted
+    assert all(m.author.id != world.env.bot.user.id for m in elsewhere.history())
+
+
+async def test_a_reply_to_an_answer_meant_for_someone_else_is_left_alone(world):
+    result = await world.alice.slash(world.channel, "ask", question="Skopeo가 뭐야?")
+    await world.bob.send(world.channel, f"{world.alice.mention} 이거 다음 주 스터디에서 같이 봐요",
+                         reply_to=result.response)
+    assert world.channel.last_message.author.id == world.bob.id
+
+
+async def test_the_hint_for_a_reply_without_its_text_speaks_the_language_of_the_answer(world):
+    result = await world.alice.slash(world.channel, "ask", question="Skopeo가 뭐야?")
+    await world.alice.send(world.channel, "Podman은?", reply_to=result.response)
+    hint = world.channel.last_message.content
+    assert "/ask" in hint and any("\uac00" <= ch <= "\ud7a3" for ch in hint)
+
+
+async def test_a_user_asking_too_fast_by_mention_is_told_once_per_cooldown(world):
+    for i in range(8):
+        await world.alice.send(world.channel, f"{world.env.bot.user.mention} Skopeo {i}?")
+    answers = [m for m in world.bot_messages() if m.embeds]
+    notes = [m for m in world.bot_messages() if not m.embeds]
+    assert len(answers) == 3 and len(notes) == 1

@@ -107,3 +107,42 @@ def test_doctor_says_threads_need_the_message_content_intent(settings):
     said = " ".join(f"{c.summary} {c.fix}" for c in check_discord(settings, {}))
     assert "Message Content intent, which discord.threads needs" in said and "Privileged Gateway Intents" in said
     assert "Create Public Threads" in said
+
+
+async def test_in_its_thread_a_message_to_a_role_or_to_everyone_is_left_alone(world, settings):
+    role = world.guild.create_role("mentors")
+    await world.alice.slash(world.channel, "ask", question="Skopeo가 뭐야?")
+    (thread,) = world.channel.threads
+    await world.bob.send(thread, f"{role.mention} 이거 다음 주 스터디에서 다뤄요")
+    await world.bob.send(thread, "@here 이거 다음 주 스터디에서 다뤄요")
+    assert [m.author.id for m in thread.history()] == [world.bob.id, world.bob.id]
+    assert len(threads_of(settings)) == 1
+
+
+async def test_a_forward_into_its_thread_is_not_a_follow_up(world, settings):
+    await world.alice.slash(world.channel, "ask", question="Skopeo가 뭐야?")
+    (thread,) = world.channel.threads
+    await world.alice.send(thread, "Podman은?")
+    await world.bob.forward(thread.last_message, thread)
+    assert thread.last_message.author.id == world.bob.id
+
+
+async def test_an_ask_in_its_thread_is_read_with_the_thread_s_conversation(world, settings):
+    await world.alice.slash(world.channel, "ask", question="Prometheus가 뭐야?")
+    (thread,) = world.channel.threads
+    result = await world.alice.slash(thread, "ask", question="그거 관리하는 Operator는?")
+    await world.alice.send(thread, "그럼 지표는 어디로 노출해?")
+    assert "- Prometheus Operator :" in result.response.embeds[0].description
+    assert threads_of(settings)[1][0] == "Prometheus가 뭐야?"
+
+
+async def test_an_answer_stays_posted_when_its_thread_cannot_be_recorded(world, settings, monkeypatch):
+    def locked(*args):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(world.env.bot.feedback, "set_thread", locked)
+    await world.alice.slash(world.channel, "ask", question="Skopeo가 뭐야?")
+    await world.bob.send(world.channel, f"{world.env.bot.user.mention} Podman이 뭐야?")
+    posted = [m for m in world.channel.history() if m.embeds] + [m for t in world.channel.threads
+                                                                 for m in t.history() if m.embeds]
+    assert len(posted) == 2
