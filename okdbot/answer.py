@@ -384,7 +384,7 @@ def _close_fence(text: str) -> str:
 def _passage_embeds(passages: list[Passage], ui: dict[str, str], passage_chars: int) -> list[EmbedSpec]:
     cap = min(passage_chars, DESCRIPTION_MAX)
     while True:
-        embeds = [EmbedSpec(title=short_heading(p.heading, TITLE_MAX), url=p.url,
+        embeds = [EmbedSpec(title=short_heading(p.heading, TITLE_MAX), url=_web(p.url),
                             footer=cut_words(f"{ui['source']}: {p.file} · L{p.start_line}-L{p.end_line}", FOOTER_MAX))
                   for p in passages]
         room = EMBED_TOTAL_MAX - sum(e.size() for e in embeds)
@@ -402,8 +402,15 @@ def _passage_embeds(passages: list[Passage], ui: dict[str, str], passage_chars: 
 
 
 def _more(ui: dict[str, str], passage: Passage) -> str:
-    """The line that ends a cut quote: a link to the rest of the passage."""
-    return f"{ELLIPSIS} [{ui['more']}]({passage.url})"
+    """The line that ends a cut quote: a link to the rest of the passage (words only
+    when the notes have no web address)."""
+    return f"{ELLIPSIS} [{ui['more']}]({passage.url})" if _web(passage.url) else f"{ELLIPSIS} {ui['more']}"
+
+
+def _web(url: str) -> str:
+    """`url` if Discord can link it (http or https), else "": a source without `url:` links
+    its notes as file:// addresses, which Discord refuses and which name the server's folders."""
+    return url if url[:8].lower().startswith(("http://", "https://")) else ""
 
 
 def _share(wanted: list[int], total: int, cap: int) -> list[int]:
@@ -422,7 +429,7 @@ def _not_found_embed(result: Result, ui: dict[str, str]) -> EmbedSpec:
     value = ""
     for s in result.suggestions:
         label = short_heading(s.heading, 120).translate(_LABEL_SAFE)
-        line = f"- [{label}]({s.url})"
+        line = f"- [{label}]({s.url})" if _web(s.url) else f"- {label}"
         if size(value) + size(line) + 1 > FIELD_VALUE_MAX:
             break
         value = f"{value}\n{line}" if value else line

@@ -207,6 +207,8 @@ def check_links(manifest: dict) -> list[Check]:
     out = []
     for source in (Source.from_dict(s) for s in manifest.get("sources", [])):
         if not source.url:
+            out.append(Check("links", INFO, f"{source.name}: no `url:`, so answers link local files (file://), "
+                                            "which Discord cannot open: there its quotes carry no link"))
             continue
         if not source.commit:
             why = pins(source, ()).why_not or "run `okdbot index` to pin them"

@@ -544,3 +544,24 @@ async def test_a_user_asking_too_fast_by_mention_is_told_once_per_cooldown(world
     answers = [m for m in world.bot_messages() if m.embeds]
     notes = [m for m in world.bot_messages() if not m.embeds]
     assert len(answers) == 3 and len(notes) == 1
+
+
+async def test_notes_without_a_web_address_are_quoted_without_links_discord_would_refuse(tmp_path, model, analyzer):
+    """A source without `url:` links its lines as file:// addresses. Discord accepts only
+    http(s) in an embed's url (400 otherwise), and a file path is the server's business:
+    the bot quotes the lines, names file and lines in the footer, and links nothing."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "backup.md").write_text(
+        "# Runbook\n\n## Backups\n" + "".join(f"- The etcd backup step {i} runs every night at 02:00 UTC\n"
+                                              for i in range(60)), encoding="utf-8")
+    (tmp_path / "okdbot.yaml").write_text("sources:\n  - name: notes\n    path: notes\nindex: index\n", encoding="utf-8")
+    base = settings_for(tmp_path)
+    build_index(base, lambda: model, analyzer=analyzer)
+    retriever = Retriever(base.index_dir, base.retrieval, model, analyzer)
+    async with simcord.run(make_bot(bot_settings(base, tmp_path), retriever)) as env:
+        w = World(env)
+        await w.alice.slash(w.channel, "ask", question="When does the etcd backup run?")
+        await w.alice.slash(w.channel, "ask", question="zzqx wvvk plorf?")  # declined: sections are suggested
+        bodies = [json.dumps(r.json) for r in env.http_requests if r.method == "POST" and r.path.startswith("/webhooks/")]
+    assert len(bodies) == 2 and "etcd backup step" in bodies[0] and "backup.md" in bodies[0]
+    assert not [b for b in bodies if "file:" in b or str(tmp_path) in b]
