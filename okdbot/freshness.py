@@ -8,16 +8,17 @@ when a file event changed nothing (an editor's temporary file, a touch).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from .build import rebuild_reason
 from .config import Settings, Source
 from .embed import model_signature
+from .errors import OkdbotError
 from .glossary import file_digest, glossary_file
 from .gitnotes import head
 from .ingest import Skipped, scan_notes
 from .index.generations import read_current
+from .index.reader import read_manifest
 
 
 @dataclass
@@ -57,8 +58,8 @@ def check_freshness(settings: Settings) -> Freshness:
     if name is None:
         return result
     try:
-        manifest = json.loads((settings.index_dir / name / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = read_manifest(settings.index_dir / name)
+    except (OSError, OkdbotError):  # gone, unreadable, or not of the shape a build writes
         result.settings.append("the live index is unreadable")
         return result
     result.built_at = manifest.get("built_at", "")

@@ -54,7 +54,7 @@ def check(path: Path, max_age: float = DEFAULT_MAX_AGE, now: float | None = None
             raise ValueError("time is not a number")
     except FileNotFoundError:
         return Health(False, f"no heartbeat at {path}: the bot is not running (or still starting)", {})
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         return Health(False, f"heartbeat {path} is unreadable ({type(exc).__name__})", {})
     age = now - beat
     if -age > max_age:  # the bot's clock is the same as ours: an edited file, or the clock was set back

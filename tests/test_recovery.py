@@ -102,6 +102,21 @@ _MANIFEST_SHAPES = {
     "notes-a-number": lambda m: {**m, "notes": 3},
     "query-model-path-a-number": lambda m: {**m, "query_model": {**m.get("query_model", {}), "path": 3}},
     "query-model-outside": lambda m: {**m, "query_model": {**m.get("query_model", {}), "path": "models/../../.."}},
+    # what readers take from inside the manifest (hostile review: each crashed queries or doctor)
+    "faiss-kind-unknown": lambda m: {**m, "faiss": "x"},
+    "k-a-string": lambda m: {**m, "retrieval": {**m.get("retrieval", {}), "k": "x"}},
+    "k-a-fraction": lambda m: {**m, "retrieval": {**m.get("retrieval", {}), "k": 1.5}},
+    "weight-null": lambda m: {**m, "retrieval": {**m.get("retrieval", {}), "dense_weight": None}},
+    "threshold-a-string": lambda m: {**m, "retrieval": {**m.get("retrieval", {}), "gap_threshold": "x"}},
+    "glossary-groups-null": lambda m: {**m, "glossary": {**m.get("glossary", {}), "groups": None}},
+    "glossary-tokens-a-number": lambda m: {**m, "glossary": {**m.get("glossary", {}), "tokens": 1}},
+    "glossary-mined-a-string": lambda m: {**m, "glossary": {**m.get("glossary", {}), "mined": "x"}},
+    "source-url-a-number": lambda m: {**m, "sources": [{**m["sources"][0], "url": 1}]},
+    "source-pinned-null": lambda m: {**m, "sources": [{**m["sources"][0], "pinned": None}]},
+    "source-link-positional": lambda m: {**m, "sources": [{**m["sources"][0], "link": "{0}"}]},
+    "source-link-attribute": lambda m: {**m, "sources": [{**m["sources"][0], "link": "{base.__class__}{path}"}]},
+    "source-renamed": lambda m: {**m, "sources": [{**m["sources"][0], "name": "x"}]},
+    "skipped-digest-a-number": lambda m: {**m, "skipped": [{"source": "a", "path": "b", "sha256": 5}]},
 }
 
 
@@ -119,6 +134,16 @@ def test_a_manifest_of_the_wrong_shape_is_a_damaged_index(built, analyzer, edit,
     report = _build(folder, fake, analyzer)
     assert report.full and "damaged" in report.reason and len(fake.embedded) == report.chunks
     assert _answers_skopeo(folder, analyzer, fake)
+
+
+def test_a_deeply_nested_manifest_is_a_damaged_index_that_a_full_build_replaces(built, analyzer, okdbot_cli):
+    folder, fake = built
+    (_live(folder) / "manifest.json").write_text("[" * 100_000, encoding="utf-8")
+    one_error_line(okdbot_cli("query", "Skopeo가 뭐야?", cwd=folder), "manifest", "okdbot index --full")
+    doctor = okdbot_cli("doctor", "--no-discord", cwd=folder)
+    assert doctor.returncode == 1 and "internal error" not in doctor.stderr, doctor.stderr
+    report = _build(folder, fake, analyzer)
+    assert report.full and _answers_skopeo(folder, analyzer, fake)
 
 
 def _corrupt_vector(generation):

@@ -163,7 +163,7 @@ def _cleanup_models(index_dir: Path, generations: list[Path]) -> None:
     for generation in generations:
         try:
             manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return  # cannot tell what it uses: keep every model
         record = (manifest.get("query_model") or {}) if isinstance(manifest, dict) else None
         if not isinstance(record, dict) or not isinstance(record.get("path", ""), str):

@@ -14,6 +14,7 @@ from . import dense
 from .chunks import DATABASE, WINDOWS, ChunkReader, ChunkRecord
 from .files import MANIFEST, sha256
 from .generations import FORMAT, HEADINGS, LEXICAL, MODELS, current_generation
+from .manifest import content_problem
 
 
 class IndexReader:
@@ -143,8 +144,9 @@ def read_manifest(generation: Path) -> dict:
         manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
-    except (OSError, ValueError) as exc:
-        raise IndexCorrupt(f"index manifest in {generation} is unreadable ({exc}); run `okdbot index --full`") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep to read
+        raise IndexCorrupt(f"index manifest in {generation} is unreadable ({type(exc).__name__}: "
+                           f"{str(exc)[:200]}); run `okdbot index --full`") from None
     problem = _shape_problem(manifest)
     if problem:
         raise IndexCorrupt(f"index manifest in {generation} is unreadable ({problem}); run `okdbot index --full`")
@@ -181,7 +183,7 @@ def _shape_problem(manifest) -> str:
         for item in manifest.get(key, []):
             if not isinstance(item, dict) or not all(isinstance(item.get(name), str) for name in names):
                 return f"an item of '{key}' lacks its {' or '.join(names)}"
-    return ""
+    return content_problem(manifest)
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -189,8 +191,9 @@ def _read_json(path: Path, what: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
-    except (OSError, ValueError) as exc:
-        raise IndexCorrupt(f"{what} of {path.parent} are unreadable ({exc}); run `okdbot index --full`") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise IndexCorrupt(f"{what} of {path.parent} are unreadable ({type(exc).__name__}); "
+                           "run `okdbot index --full`") from None
 
 
 def stored_heading_tokens(generation: Path) -> dict[str, list[str]]:
