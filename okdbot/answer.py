@@ -122,6 +122,9 @@ def to_json(result: Result, max_lines: int = JSON_LINES) -> dict:
     return data
 
 
+_UNSAFE_IN_TERMINAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def to_text(result: Result, max_lines: int = TERMINAL_LINES) -> str:
     """A terminal answer: each passage quoted with its heading path and link."""
     ui = strings(result.korean)
@@ -129,13 +132,20 @@ def to_text(result: Result, max_lines: int = TERMINAL_LINES) -> str:
         out = [ui["not_found"]]
         if result.suggestions:
             out.append(ui["suggest"])
-            out += [f"  - {s.heading}\n    {s.url}" for s in result.suggestions]
+            out += [f"  - {terminal_safe(s.heading)}\n    {s.url}" for s in result.suggestions]
         return "\n".join(out)
     blocks = []
     for p in result.passages:
-        quoted = "\n".join(f"  │ {line}" for line in quote_lines(p, max_lines))
-        blocks.append(f"[{p.rank}] {p.heading}\n{quoted}\n  {p.url}")
+        quoted = "\n".join(f"  │ {terminal_safe(line)}" for line in quote_lines(p, max_lines))
+        blocks.append(f"[{p.rank}] {terminal_safe(p.heading)}\n{quoted}\n  {p.url}")
     return "\n\n".join(blocks)
+
+
+def terminal_safe(text: str) -> str:
+    """Note text as a terminal shows it harmlessly: control characters (escape sequences
+    that set the title, clear the screen or write the clipboard) and bidirectional
+    overrides written out as `\\x1b`, `\\u202e`, never sent as they are."""
+    return _UNSAFE_IN_TERMINAL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 # ---------------------------------------------------------------- Discord

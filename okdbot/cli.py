@@ -335,7 +335,7 @@ def cmd_query(args) -> int:
         raise BadQuestion("-k must be between 1 and 50")
     retriever = load_retriever(settings, build_if_missing=True,
                                questions=[checked] if args.question is not None else None)
-    from .answer import answer_log_line, to_json, to_text  # after load_retriever: it starts the Korean analyser first
+    from .answer import answer_log_line, cut_words, to_json, to_text  # after load_retriever: it starts Kiwi first
     questions = [args.question] if args.question is not None else _stdin_questions()
     failed = 0
     for question in questions:
@@ -354,7 +354,7 @@ def cmd_query(args) -> int:
             failed += 1
             print(f"okdbot: error: {exc}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"question": question[:200], "answered": False, "passages": [],
+                print(json.dumps({"question": cut_words(question, 200), "answered": False, "passages": [],
                                   "error": str(exc)}, ensure_ascii=False), flush=True)
             continue
         if args.json:

@@ -38,6 +38,7 @@ from .config import compose_yaml
 from .errors import BadQuestion, EvalError
 from .lexical import has_hangul
 from .question import check_question, clean_text
+from .redact import scrub
 
 HIT_AT = (1, 3, 5)
 _QUESTION_KEYS = {"q", "after", "evidence", "unanswerable", "lang", "paraphrase", "holdout", "note", "cross", "tags"}
@@ -343,7 +344,7 @@ def _describe(o: Outcome) -> str:
         lines.append("    returned: nothing (answered: not found)")
     for i, p in enumerate(o.answer.passages, 1):
         first = next((line for line in p.text.split("\n") if line.strip() and line != "…"), "")
-        lines.append(f"    returned {i}: {p.file}:{p.start_line}-{p.end_line}  {first.strip()[:90]}")
+        lines.append(f"    returned {i}: {p.file}:{p.start_line}-{p.end_line}  {scrub(first.strip())[:90]}")
     return "\n".join(lines)
 
 

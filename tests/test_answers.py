@@ -135,3 +135,17 @@ def test_a_long_conversation_is_read_from_its_last_words_never_from_inside_one()
     recent = _recent_words(words)
     assert len(recent) <= CONTEXT_CHARS and words.endswith(recent) and recent.startswith("word")
     assert _recent_words("  짧은   대화  ") == "짧은 대화"
+
+
+def test_a_terminal_answer_shows_escape_codes_from_notes_without_running_them():
+    """A note (perhaps from a remote others edit) can hold escape sequences that set the
+    terminal's title, clear it or write its clipboard: the terminal answer shows them."""
+    from okdbot.answer import to_text
+    from okdbot.results import Line, Passage, Result
+
+    line = "- Escfoo : x \x1b]0;PWNED\x07 \x1b[2J\x1b[31mred\x1b[0m \x9b2J \u202eevil"
+    passage = Passage(rank=1, score=1.0, source="n", file="e.md", heading="Esc \x1b[2J > Escfoo", start_line=3,
+                      end_line=3, url="https://example.org/e.md#L3", lines=[Line(3, line, True)])
+    shown = to_text(Result("Escfoo가 뭐야?", True, [passage], korean=True))
+    assert not any(ch in shown for ch in "\x1b\x07\x9b\u202e"), repr(shown)
+    assert "\\x1b[2J" in shown and "red" in shown and "Escfoo" in shown

@@ -413,3 +413,14 @@ def test_a_file_in_place_of_the_models_folder_is_one_line_and_the_index_stays(bu
     models.write_text("not a folder")
     one_error_line(okdbot_cli("index", "--full", cwd=folder), str(models), "a file is in the way", "remove or rename it")
     assert (folder / "index" / "CURRENT").read_text() == live
+
+
+def test_a_refused_stdin_question_never_echoes_part_of_the_token(indexed_workspace, okdbot_cli):
+    """--json echoes a refused question's first 200 characters: a cut through the token
+    must not leave most of it for the masking to miss."""
+    token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+    stdin = ("x" * 129 + token + " y" * 500 + "\n").encode()
+    proc = okdbot_cli("query", "--json", cwd=indexed_workspace, stdin=stdin, env={"DISCORD_TOKEN": token})
+    (answer,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert answer["answered"] is False and "characters long" in answer["error"]
+    assert token[:12] not in proc.stdout + proc.stderr
