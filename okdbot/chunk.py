@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # markdown-it loads only when notes are chunked, not when a question is answered
     from markdown_it.token import Token
 
-CHUNKER_VERSION = "2"  # 2: a block without a letter or digit ("- ") is no chunk
+CHUNKER_VERSION = "3"  # 2: a block without a letter or digit ("- ") is no chunk; 3: outlines 50 levels deep
+# markdown-it stops reading blocks nested deeper than this (each list level counts two); its default (20)
+# let a 10-level outline swallow the rest of its note into one list item
+MAX_NESTING = 100
 
 _IMAGE_ONLY = re.compile(
     r"^\s*(?:[-*+]\s+|\d+[.)]\s+)?"
@@ -34,7 +37,7 @@ _WORD = re.compile(r"[^\W_]")  # a letter or digit, in any script
 def _markdown():
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark").enable("table")
+    return MarkdownIt("commonmark", {"maxNesting": MAX_NESTING}).enable("table")
 
 
 @dataclass(frozen=True)

@@ -141,3 +141,16 @@ def test_no_embedded_window_exceeds_the_model_limit(model):
 def test_no_window_exceeds_the_limit_on_shared_corpora(model):
     for path in _shared_notes():
         _windows_respect_limit(model, chunk_note("s", path.name, _read(path)))
+
+
+@pytest.mark.parametrize("depth", [10, 30])
+def test_a_deeply_nested_outline_does_not_swallow_the_sections_after_it(depth):
+    """markdown-it stops reading at its nesting limit (10 list levels by default): the
+    list item then ran to the end of the note, and every later answer cited all of it."""
+    outline = "".join("  " * i + f"- 단계 {i}\n" for i in range(depth))
+    text = "# Outline\n\n" + outline + "\n## Skopeo\n\n- Skopeo : 이미지를 복사하는 도구\n"
+    chunks = chunk_note("notes", "o.md", text)
+    skopeo = [c for c in chunks if "Skopeo :" in c.text]
+    assert [c.heading for c in skopeo] == ["Outline > Skopeo"]
+    assert skopeo[0].start_line == skopeo[0].end_line == depth + 6
+    assert all(c.end_line < depth + 4 for c in chunks if c.heading == "Outline")
