@@ -23,6 +23,15 @@ def url_problem(url: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         return (f"must be the http(s) address of the notes folder, e.g. "
                 f"https://github.com/OWNER/REPO/blob/main/docs/ (got {url!r})")
+    # a note's path is appended to the address: after a fragment, a space or a finished query it
+    # makes no link ("…/docs?ref_type=headsDay26.md"); a query ending in "=" takes the path as its value
+    if any(ch.isspace() for ch in url):
+        return f"holds a space; write it as %20 (got {url!r})"
+    if parsed.fragment or url.endswith("#"):
+        return f"ends with a #fragment that a note's path cannot follow; leave it out (got {url!r})"
+    if parsed.query and not url.endswith("="):
+        return (f"has a query (?{parsed.query}) that a note's path cannot follow; give the folder's address, "
+                f"or a `link:` template for the rest (got {url!r})")
     return ""
 
 
@@ -39,6 +48,10 @@ def template_problem(template: str) -> str:
         return f"uses unknown field(s) {names}; the fields are {fields}"
     if "path" not in used:
         return "must contain {path} (the note's path), e.g. {base}{path}#L{start}-L{end}"
+    formatted = [f"{{{name}{'!' + conv if conv else ''}{':' + spec if spec else ''}}}"
+                 for _, name, spec, conv in string.Formatter().parse(template) if name is not None and (spec or conv)]
+    if formatted:  # {start:>50000000} makes every answer 50 MB; {start:x} writes line numbers in hex
+        return f"formats {', '.join(formatted)}; use the fields {fields} as they are"
     try:
         template.format(base="https://example.org/", path="a.md", start=1, end=2)
     except (ValueError, KeyError, IndexError, AttributeError) as exc:

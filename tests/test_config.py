@@ -77,8 +77,11 @@ SOURCE = "sources:\n  - name: n\n    path: notes\n    url: https://github.com/o/
     ("{base}{path}#L{0}", "{0}"),
     ("{base}{path.upper}", "{path.upper}"),
     ("{base}#L{start}", "{path}"),
-    ("{base}{path}#L{start:q}", "cannot be filled in"),
+    ("{base}{path}#L{start:q}", "as they are"),
     ("{base}{path}#L{start", "not a valid template"),
+    ("{base}{path}#L{start:>50000000}-L{end}", "as they are"),  # every answer 50 MB long
+    ("{base}{path}#L{start:x}-L{end}", "as they are"),  # line numbers in hex
+    ("{base}{path!r}", "as they are"),
 ])
 def test_a_link_template_that_cannot_make_links_is_refused_at_load(tmp_path, template, needle):
     with pytest.raises(ConfigError) as err:
@@ -242,3 +245,22 @@ def test_a_pipe_given_as_a_yaml_file_is_refused_at_once(tmp_path):
     os.mkfifo(tmp_path / "questions.yaml")  # nothing writes to it: reading would wait for ever
     with pytest.raises(EvalError, match="not a regular file"):
         compose_yaml(tmp_path / "questions.yaml", "question file", EvalError)
+
+
+@pytest.mark.parametrize("url, needle", [
+    ("https://gitlab.com/o/r/-/tree/main/docs?ref_type=heads", "query"),  # what GitLab offers to copy
+    ("https://github.com/o/r/blob/main/docs/#readme", "#"),
+    ("https://exa mple.com/docs/", "space"),
+])
+def test_a_source_url_a_path_cannot_follow_is_refused(tmp_path, url, needle):
+    with pytest.raises(ConfigError, match=needle):
+        _load(tmp_path, SOURCE.replace("https://github.com/o/r/blob/main/docs/", url))
+    (tmp_path / "okdbot.yaml").write_text(SOURCE, encoding="utf-8")
+    with pytest.raises(ConfigError, match="--source-url"):
+        load_settings(tmp_path / "okdbot.yaml", corpus=tmp_path, source_url=url, env={})
+
+
+def test_a_source_url_whose_query_takes_the_path_is_kept(tmp_path):
+    source = _load(tmp_path, SOURCE.replace("https://github.com/o/r/blob/main/docs/",
+                                            "https://git.example.org/view?file=")).sources[0]
+    assert source.link_for("a.md", 1, 2).startswith("https://git.example.org/view?file=a.md")
