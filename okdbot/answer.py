@@ -38,6 +38,7 @@ STRINGS = {
         "command": "Ask the OKD notes a question",
         "command_question": "Your question, in Korean or English",
         "follow_up": "Read as a follow-up to:",
+        "changed": "⚠ {files} changed since the notes were indexed: the linked lines may have moved.",
         "why_title": "What was wrong with the answer?",
         "why_reason": "What was wrong",
         "why_comment": "Anything to add? (optional)",
@@ -64,6 +65,7 @@ STRINGS = {
         "command": "OKD 노트에 질문하기",
         "command_question": "질문 내용 (한국어 또는 영어)",
         "follow_up": "앞선 질문에 이어서 찾았습니다:",
+        "changed": "⚠ {files} 파일이 색인 후 바뀌었습니다: 링크된 줄 위치가 달라졌을 수 있습니다.",
         "why_title": "답변에서 무엇이 잘못됐나요?",
         "why_reason": "잘못된 점",
         "why_comment": "덧붙일 말 (선택)",
@@ -219,6 +221,9 @@ def discord_reply(result: Result, *, echo_question: bool = False,
     content = quote_question(result.question) if echo_question else ""
     if result.context:
         content = "\n".join(filter(None, [ui["follow_up"], quote_question(result.context), content]))
+    if result.changed and result.answered:
+        files = cut_words(", ".join(result.changed), 200).translate(_LABEL_SAFE)
+        content = "\n".join(filter(None, [content, ui["changed"].format(files=plain_markdown(files))]))
     if not result.answered:
         return DiscordReply(content, [_not_found_embed(result, ui)])
     return DiscordReply(content, _passage_embeds(result.passages[:EMBEDS_MAX], ui, passage_chars))

@@ -357,6 +357,9 @@ def cmd_query(args) -> int:
                 print(json.dumps({"question": cut_words(question, 200), "answered": False, "passages": [],
                                   "error": str(exc)}, ensure_ascii=False), flush=True)
             continue
+        for file in result.changed:
+            print(f"okdbot: warning: {file} changed since it was indexed, so the linked lines may have moved; "
+                  "run `okdbot index`", file=sys.stderr)
         if args.json:
             print(json.dumps(to_json(result), ensure_ascii=False), flush=True)
         else:

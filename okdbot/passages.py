@@ -8,6 +8,7 @@ asking for more passages (`-k`) never changes the ones ranked first.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from .chunk import is_image_only
@@ -38,6 +39,22 @@ def build_passages(reader: IndexReader, rows: list[int], scores, concepts, k: in
             heading=first.heading, start_line=first.start_line, end_line=last.end_line,
             url=sources[first.source].link_for(first.file, first.start_line, last.end_line), lines=lines))
     return passages
+
+
+def changed_notes(reader: IndexReader, passages: list[Passage]) -> list[str]:
+    """The quoted notes whose file is no longer what was indexed (edited or gone): the quote
+    is the indexed text, the link opens the file as it is now, so its lines may have moved."""
+    indexed = reader.manifest.get("notes", {})
+    sources = _sources(reader)
+    changed = []
+    for source, file in dict.fromkeys((p.source, p.file) for p in passages):
+        try:
+            digest = hashlib.sha256((sources[source].path / file).read_bytes()).hexdigest()
+        except OSError:
+            digest = ""
+        if digest != indexed.get(f"{source}/{file}", digest):
+            changed.append(file)
+    return changed
 
 
 def suggestions(reader: IndexReader, rows) -> list[Suggestion]:

@@ -53,6 +53,7 @@ class Result:
     context: str = ""  # the earlier question(s) a follow-up was read with
     coverage: float = 0.0  # share of the question's concepts the best passage holds ...
     gap: float = 0.0  # ... and how far its cosine stands out: what decided `answered`
+    changed: list[str] = field(default_factory=list)  # quoted notes edited since indexing: their lines may have moved
 
 
 def is_korean(text: str) -> bool:

@@ -30,7 +30,7 @@ from .config import RetrievalSettings
 from .errors import IndexMismatch, OkdbotError
 from .glossary import Glossary
 from .lexical import Analyzer, concept_in, has_hangul
-from .passages import build_passages, suggestions
+from .passages import build_passages, changed_notes, suggestions
 from .question import MAX_QUESTION_CHARS, check_question  # noqa: F401 (part of this module's interface)
 from .results import Line, Passage, Result, Suggestion, is_korean  # noqa: F401 (also importable from here)
 from .index.chunks import ChunkRecord
@@ -151,6 +151,7 @@ class Retriever:
         best = fused[top]
         keep = [int(i) for i in order[:CANDIDATE_ROWS] if i in defining or fused[i] >= s.keep_ratio * best]
         result.passages = build_passages(reader, keep, fused, concepts, k, self.analyzer)
+        result.changed = changed_notes(reader, result.passages)
         return result
 
     def _dense(self, reader: IndexReader, question: str, context: str, n: int) -> tuple[np.ndarray, float]:

@@ -201,3 +201,18 @@ def test_an_unterminated_terminal_title_sequence_does_not_swallow_the_question()
 
     assert clean_text("\x1b]what is a pod") == "what is a pod"  # no terminator: only ESC ] goes
     assert clean_text("a\x1b]0;window title\x07b") == "ab"
+
+
+def test_a_note_edited_since_indexing_is_named_when_its_lines_are_quoted(indexed_workspace, okdbot_cli):
+    """The quote comes from the index, the link opens the file as it is now: after an edit
+    (without `okdbot index`) the linked lines may have moved, and the user must be told."""
+    note = indexed_workspace / "notes" / "Day26.md"
+    note.write_text("새 줄 1\n\n새 줄 2\n\n" + note.read_text(encoding="utf-8"), encoding="utf-8")
+    for args in (["query", "Skopeo가 뭐야?"], ["query", "--json", "Skopeo가 뭐야?"]):
+        proc = okdbot_cli(*args, cwd=indexed_workspace)
+        assert proc.returncode == 0 and "Skopeo" in proc.stdout
+        assert "Day26.md changed since it was indexed" in proc.stderr and "okdbot index" in proc.stderr, proc.stderr
+    fresh = okdbot_cli("query", "Buildah가 뭐야?", cwd=indexed_workspace)
+    note.write_text(note.read_text(encoding="utf-8")[len("새 줄 1\n\n새 줄 2\n\n"):], encoding="utf-8")
+    assert okdbot_cli("query", "Skopeo가 뭐야?", cwd=indexed_workspace).stderr.count("changed since") == 0
+    assert "changed since" in fresh.stderr

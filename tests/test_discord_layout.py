@@ -218,3 +218,13 @@ def test_many_passages_of_a_note_with_a_long_korean_path_are_laid_out_and_fit(k)
 
 def test_cut_words_with_no_room_gives_nothing():
     assert cut_words("업그레이드 체크리스트", 0) == "" and cut_words("upgrade checklist", -5) == ""
+
+
+def test_an_answer_quoting_a_note_edited_since_indexing_says_its_lines_may_have_moved():
+    result = answered(passage(["- Skopeo : 복사"]), question="Skopeo가 뭐야?")
+    result.korean, result.changed = True, ["Day99.md"]
+    payload = reply_payload(discord_reply(result))
+    assert_within_limits(payload)
+    assert "Day99.md" in payload["content"] and "바뀌었습니다" in payload["content"]
+    result.changed = []
+    assert "바뀌었" not in reply_payload(discord_reply(result)).get("content", "")
