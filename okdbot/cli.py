@@ -375,10 +375,22 @@ class _Undecodable(str):
     problem = ""
 
 
+_STDIN_LINE_MAX = 64 * 1024  # bytes: a question is at most 1000 characters, once invisible ones are dropped
+
+
 def _stdin_questions():
     """Each line of stdin, decoded on its own: one line that is not UTF-8 gets its
     own error and the batch goes on."""
-    for number, raw in enumerate(sys.stdin.buffer, 1):
+    number = 0
+    while raw := sys.stdin.buffer.readline(_STDIN_LINE_MAX):
+        number += 1
+        if len(raw) == _STDIN_LINE_MAX and not raw.endswith(b"\n"):  # far too long: skip it unread
+            while (rest := sys.stdin.buffer.readline(_STDIN_LINE_MAX)) and not rest.endswith(b"\n"):
+                pass
+            bad = _Undecodable(raw[:200].decode("utf-8", errors="ignore"))
+            bad.problem = f"line {number} of the input is over {_STDIN_LINE_MAX} bytes; ask in at most 1000 characters"
+            yield bad
+            continue
         line = raw.rstrip(b"\r\n")
         if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
             line = line[3:]

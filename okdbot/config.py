@@ -330,13 +330,19 @@ def _find_config(config: str | Path | None, env) -> Path | None:
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the synonyms file in 2 ms instead of 30
 
 
+YAML_MAX_BYTES = 16 * 2**20  # a config, synonyms or question file; far larger is a mistake
+
+
 def compose_yaml(path: Path, what: str, error: type[OkdbotError] = ConfigError, missing: str = "check the path"):
     """The YAML node tree of a file (line numbers kept for messages), or None when
     it is empty; `error` with one line naming the file (and line) when it is
     missing, unreadable or malformed."""
-    if path.is_fifo():  # reading a pipe nothing writes to would never end
-        raise error(f"{what} {path} is a pipe, not a regular file; pass the YAML file itself")
+    if path.exists() and not path.is_dir() and not path.is_file():  # a pipe would never end, /dev/zero never fit
+        raise error(f"{what} {path} is not a regular file; pass the YAML file itself")
     try:
+        if path.is_file() and path.stat().st_size > YAML_MAX_BYTES:
+            raise error(f"{what} {path} is {path.stat().st_size // 2**20} MB; a YAML file okdbot reads is "
+                        f"at most {YAML_MAX_BYTES // 2**20} MB")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{what} {path} not found; {missing}") from None
@@ -409,7 +415,9 @@ def _settings_from(data: dict, base: Path, path: Path | None, state: Path | None
         raise ConfigError(f"{path}: source names must be unique, got {names}")
     retrieval = dict(data.get("retrieval", {}))
     if "synonyms" in retrieval:
-        retrieval["synonyms"] = (base / retrieval["synonyms"]).resolve()
+        retrieval["synonyms"] = synonyms = (base / retrieval["synonyms"]).resolve()
+        if synonyms.exists() and not synonyms.is_dir() and not synonyms.is_file():  # /dev/zero, a pipe
+            raise ConfigError(f"{path}: retrieval.synonyms {synonyms} is not a regular file; name a YAML file")
     discord = dict(data.get("discord", {}))
     if "channels" in discord:
         discord["channels"] = tuple(discord["channels"])

@@ -63,7 +63,7 @@ class Glossary:
 def file_digest(path: Path | None) -> str:
     """sha256 of a synonyms file ("" when there is none or it cannot be read)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else ""
     except OSError:
         return ""
 

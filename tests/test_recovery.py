@@ -6,6 +6,7 @@ copied damage into the next generation (issue 12)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 
@@ -424,3 +425,36 @@ def test_a_refused_stdin_question_never_echoes_part_of_the_token(indexed_workspa
     (answer,) = [json.loads(line) for line in proc.stdout.splitlines()]
     assert answer["answered"] is False and "characters long" in answer["error"]
     assert token[:12] not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["device", "pipe"])
+def test_a_current_that_is_no_regular_file_is_a_damaged_index_not_a_hang(built, kind, okdbot_cli):
+    """CURRENT linked to /dev/zero was read until memory ran out; to a pipe, for ever."""
+    folder, _ = built
+    current = folder / "index" / "CURRENT"
+    current.unlink()
+    if kind == "device":
+        current.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(folder / "index" / "fifo")
+        current.symlink_to("fifo")
+    one_error_line(okdbot_cli("query", "Skopeo가 뭐야?", cwd=folder), "CURRENT", "okdbot index --full")
+
+
+def test_a_synonyms_file_that_is_a_device_is_one_line_not_a_memory_blow_up(indexed_workspace, okdbot_cli):
+    workspace = indexed_workspace  # doctor reads the synonyms file to tell whether the index is fresh
+    with open(workspace / "okdbot.yaml", "a", encoding="utf-8") as config:
+        config.write("retrieval:\n  synonyms: /dev/zero\n")
+    for command in (["index"], ["doctor", "--no-discord"]):
+        proc = okdbot_cli(*command, cwd=workspace)
+        said = proc.stdout + proc.stderr  # doctor reports on stdout
+        assert proc.returncode in (1, 2) and "internal error" not in said, said
+        assert "/dev/zero" in said and "regular file" in said, said
+
+
+def test_a_huge_stdin_line_is_refused_without_reading_it_whole(indexed_workspace, okdbot_cli):
+    stdin = ("가" * 2_000_000 + "\nSkopeo가 뭐야?\n").encode()
+    proc = okdbot_cli("query", "--json", cwd=indexed_workspace, stdin=stdin)
+    first, second = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert first["answered"] is False and "at most 1000" in first["error"] and len(first["question"]) <= 200
+    assert second["answered"] and proc.returncode == 1

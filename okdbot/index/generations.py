@@ -30,11 +30,18 @@ KEEP_GENERATIONS = 2  # the live one and the one before it (for readers mid-swit
 _NAME = re.compile(r"gen-\d{8}T\d{6}-\d+-\d{6}")  # what GenerationWriter names a generation
 
 
+_CURRENT_MAX = 256  # a generation's name is far shorter: more is not a name
+
+
 def read_current(index_dir: Path) -> tuple[str | None, str]:
     """(name of the live generation or None when none was published, "") or,
     when CURRENT is damaged, (None, what is wrong with it)."""
+    path = index_dir / CURRENT
     try:
-        data = (index_dir / CURRENT).read_bytes()
+        if path.exists() and not path.is_dir() and not path.is_file():  # a device or a pipe: never read it
+            return None, f"{path} is not a regular file"
+        with open(path, "rb") as handle:
+            data = handle.read(_CURRENT_MAX)
     except FileNotFoundError:
         return None, ""
     except OSError as exc:  # the index folder is a file, or unreadable
