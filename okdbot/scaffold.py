@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -96,4 +97,6 @@ def _pad(text: str) -> str:
 
 def _yaml(text: str) -> str:
     """A plain YAML scalar when safe, else a double-quoted one."""
-    return text if re.fullmatch(r"[\w./-]+", text) else '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if re.fullmatch(r"[\w./-]+", text):
+        return text
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar: \n, \t kept

@@ -53,3 +53,14 @@ def test_init_of_a_missing_folder_or_a_bad_url_is_one_line(tmp_path, okdbot_cli)
     bad = okdbot_cli("init", "notes", "--url", "github.com/me/study", cwd=tmp_path)
     assert bad.returncode == 2 and "--url must be the http(s) address" in bad.stderr
     assert not (tmp_path / "okdbot.yaml").exists()
+
+
+def test_a_folder_name_with_a_newline_or_tab_is_written_so_yaml_reads_it_back(tmp_path):
+    from okdbot.config import load_settings
+    from okdbot.scaffold import write_config
+
+    notes = tmp_path / "no tes\nx\ty"
+    notes.mkdir()
+    (notes / "a.md").write_text("# a\n", encoding="utf-8")
+    write_config(tmp_path / "okdbot.yaml", notes, None, False)
+    assert load_settings(tmp_path / "okdbot.yaml", env={}).sources[0].path == notes.resolve()
