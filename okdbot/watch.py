@@ -44,6 +44,7 @@ class Rebuilder:
         self._embedder = embedder
         self._analyzer = analyzer
         self._lock = threading.Lock()
+        self._warned: set[tuple[str, str, str]] = set()  # notes named as unindexable
 
     def with_settings(self, settings: Settings) -> "Rebuilder":
         """A rebuilder for `settings`: this one when the model is the same (it stays loaded)."""
@@ -79,6 +80,7 @@ class Rebuilder:
 
         with self._lock:
             state = check_freshness(self.settings)
+            self._warn_skipped(state.skipped)
             if state.fresh:
                 log.debug("notes unchanged since %s", state.generation)
                 return None
@@ -89,6 +91,14 @@ class Rebuilder:
                  report.files, report.chunks, report.embedded, report.removed, report.seconds,
                  report.generation)
         return report
+
+    def _warn_skipped(self, skipped) -> None:
+        """Name each note that cannot be indexed (not UTF-8, too large…) once, as `okdbot index` does:
+        a new one may leave the index fresh, so no build would say it."""
+        for skip in skipped:
+            if (skip.source, skip.path, skip.reason) not in self._warned:
+                self._warned.add((skip.source, skip.path, skip.reason))
+                log.warning("skipped %s/%s: %s", skip.source, skip.path, skip.reason)
 
     def _get_embedder(self):
         """The embedder given to this Rebuilder; None: the configured model's

@@ -310,3 +310,22 @@ def test_an_edit_made_while_the_watcher_restarts_for_a_new_config_is_indexed(wor
         thread.join(timeout=30)
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def test_a_new_note_the_watcher_cannot_index_is_named_once(workspace, analyzer, caplog):
+    """`okdbot index` warns about a note it skips (not UTF-8); the watcher said nothing."""
+    from okdbot.build import build_index
+    from okdbot.watch import Rebuilder
+
+    from .conftest import CountingEmbedder
+
+    fake = CountingEmbedder()
+    settings = settings_for(workspace)
+    build_index(settings, lambda: fake, analyzer=analyzer, progress=False)
+    rebuilder = Rebuilder(settings, embedder=fake, analyzer=analyzer)
+    (workspace / "notes" / "bad.md").write_bytes(b"# b\n\xff\xfe x\n")
+    with caplog.at_level(logging.WARNING, logger="okdbot"):
+        rebuilder.rebuild_if_stale()
+        rebuilder.rebuild_if_stale()
+    warned = [r.getMessage() for r in caplog.records if "bad.md" in r.getMessage()]
+    assert len(warned) == 1 and "UTF-8" in warned[0], warned
