@@ -24,7 +24,7 @@ WHY_ID = r"okdbot:why:(?:(?P<lang>ko|en):)?(?P<answer>[0-9]+)"  # the language t
 
 
 class KoreanTranslator(app_commands.Translator):
-    """Korean descriptions for /ask, taken from answer.STRINGS["ko"]."""
+    """Korean descriptions for /ask, taken from messages.STRINGS["ko"]."""
 
     async def translate(self, string: locale_str, locale: discord.Locale,
                         context: app_commands.TranslationContextTypes) -> str | None:
