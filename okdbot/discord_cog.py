@@ -200,8 +200,8 @@ class AskCog(commands.Cog):
         if earlier is not None:  # a reply to our answer that names others is for them, unless it names us too
             named_me = re.search(rf"<@!?{me.id}>", message.content)
             return (earlier, "reply") if not to_others or named_me else None
-        if to_me:
-            return None, "mention"
+        if to_me or (isinstance(message.channel, discord.DMChannel) and not to_others):
+            return None, "mention"  # in a direct message there is no one else to talk to
         if self.in_our_thread(message.channel) and not to_others and message.reference is None:
             return None, "thread"  # in our thread, a message addressed to no one else is a follow-up
         return None

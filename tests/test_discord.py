@@ -565,3 +565,10 @@ async def test_notes_without_a_web_address_are_quoted_without_links_discord_woul
         bodies = [json.dumps(r.json) for r in env.http_requests if r.method == "POST" and r.path.startswith("/webhooks/")]
     assert len(bodies) == 2 and "etcd backup step" in bodies[0] and "backup.md" in bodies[0]
     assert not [b for b in bodies if "file:" in b or str(tmp_path) in b]
+
+
+async def test_a_direct_message_is_a_question_without_a_mention(world):
+    """In a DM there is no one else to talk to: every message asks the bot."""
+    await world.alice.user.send_dm("Skopeo가 뭐야?")
+    replies = [m for m in world.alice.user.dm_channel.history() if m.author.id == world.env.bot.user.id]
+    assert len(replies) == 1 and "Skopeo" in replies[0].embeds[0].description
