@@ -40,6 +40,8 @@ def write_config(config: Path, notes: Path, url: str | None, force: bool = False
     """Write `config` for the notes in `notes`; (the url used, (notes it will index, files it will skip))).
     ConfigError when the file exists (unless `force`) or the url is no web address;
     CorpusError when the folder does not exist."""
+    if config.is_dir():  # --force would not help: a folder is never replaced
+        raise ConfigError(f"{config} is a folder; pass --config with the path of a file to write, e.g. {config}/okdbot.yaml")
     if config.exists() and not force:
         raise ConfigError(f"{config} already exists; edit it, or pass --force to replace it")
     if not notes.is_dir():

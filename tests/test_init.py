@@ -64,3 +64,12 @@ def test_a_folder_name_with_a_newline_or_tab_is_written_so_yaml_reads_it_back(tm
     (notes / "a.md").write_text("# a\n", encoding="utf-8")
     write_config(tmp_path / "okdbot.yaml", notes, None, False)
     assert load_settings(tmp_path / "okdbot.yaml", env={}).sources[0].path == notes.resolve()
+
+
+def test_init_with_a_folder_as_its_config_says_to_name_a_file_not_to_force(tmp_path, okdbot_cli):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.md").write_text("# a\n", encoding="utf-8")
+    (tmp_path / "conf").mkdir()
+    for extra in ([], ["--force"]):
+        proc = okdbot_cli("init", "notes", "--config", "conf", *extra, cwd=tmp_path)
+        assert proc.returncode in (1, 2) and "is a folder" in proc.stderr and "--force" not in proc.stderr, proc.stderr
