@@ -245,8 +245,8 @@ def _links_outside_code(text: str) -> str:
             link = _LINK_AT.match(text, i)
             out.append(f"\\[{link['label']}\\](<{link['url']}>)" if link else "\\[")
             i = link.end() if link else i + 1
-        else:
-            nxt = _SPECIAL.search(text, i)
+        else:  # plain text up to the next special character (a lone "\\" at the very end is plain too)
+            nxt = _SPECIAL.search(text, i + 1)
             j = nxt.start() if nxt else len(text)
             out.append(text[i:j])
             i = j

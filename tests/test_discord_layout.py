@@ -228,3 +228,19 @@ def test_an_answer_quoting_a_note_edited_since_indexing_says_its_lines_may_have_
     assert "Day99.md" in payload["content"] and "바뀌었습니다" in payload["content"]
     result.changed = []
     assert "바뀌었" not in reply_payload(discord_reply(result)).get("content", "")
+
+
+def test_a_quote_ending_in_a_backslash_is_laid_out():
+    """A Windows path or a Markdown hard break at the end of a quote made the layout loop
+    for ever (on the bot's event loop)."""
+    import threading
+
+    from okdbot.answer import show_link_targets
+
+    done: list = []
+    lines = ["The client is installed into C:\\Program Files\\OKD\\"]
+    worker = threading.Thread(target=lambda: done.append((show_link_targets(lines),
+                                                          discord_reply(answered(passage(lines))))), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert done and done[0][0] == lines
