@@ -458,3 +458,18 @@ def test_a_huge_stdin_line_is_refused_without_reading_it_whole(indexed_workspace
     first, second = [json.loads(line) for line in proc.stdout.splitlines()]
     assert first["answered"] is False and "at most 1000" in first["error"] and len(first["question"]) <= 200
     assert second["answered"] and proc.returncode == 1
+
+
+def test_what_a_build_may_write_is_never_called_damaged(built):
+    """A source named with "/", a url derived from a git remote (a folder with a space),
+    a large dense_candidates: all written by normal builds, all must be readable."""
+    from okdbot.index.manifest import content_problem
+
+    folder, _ = built
+    manifest = json.loads((_live(folder) / "manifest.json").read_text(encoding="utf-8"))
+    source = manifest["sources"][0]
+    renamed = {**source, "name": "team/notes", "url": "https://github.com/o/r/blob/main/My Notes/"}
+    manifest = {**manifest, "sources": [renamed],
+                "notes": {f"team/notes/{key.split('/', 1)[1]}": v for key, v in manifest.get("notes", {}).items()},
+                "retrieval": {**manifest.get("retrieval", {}), "dense_candidates": 5_000_000}}
+    assert content_problem(manifest) == ""
