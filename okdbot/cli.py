@@ -387,7 +387,7 @@ def _stdin_questions():
         if len(raw) == _STDIN_LINE_MAX and not raw.endswith(b"\n"):  # far too long: skip it unread
             while (rest := sys.stdin.buffer.readline(_STDIN_LINE_MAX)) and not rest.endswith(b"\n"):
                 pass
-            bad = _Undecodable(raw[:200].decode("utf-8", errors="ignore"))
+            bad = _Undecodable(raw[:4096].decode("utf-8", errors="ignore"))  # masked, then cut, when echoed
             bad.problem = f"line {number} of the input is over {_STDIN_LINE_MAX} bytes; ask in at most 1000 characters"
             yield bad
             continue

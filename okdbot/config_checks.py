@@ -27,9 +27,9 @@ def url_problem(url: str) -> str:
     # makes no link ("…/docs?ref_type=headsDay26.md"); a query ending in "=" takes the path as its value
     if any(ch.isspace() for ch in url):
         return f"holds a space; write it as %20 (got {url!r})"
-    if parsed.fragment or url.endswith("#"):
+    if (parsed.fragment or url.endswith("#")) and not url.endswith("/"):  # "#/" routes a site: paths follow
         return f"ends with a #fragment that a note's path cannot follow; leave it out (got {url!r})"
-    if parsed.query and not url.endswith("="):
+    if parsed.query and not url.endswith(("=", "/")):  # ?path=/docs/ (Azure DevOps) takes the path after it
         return (f"has a query (?{parsed.query}) that a note's path cannot follow; give the folder's address, "
                 f"or a `link:` template for the rest (got {url!r})")
     return ""

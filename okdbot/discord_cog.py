@@ -35,7 +35,7 @@ log = logging.getLogger("okdbot")
 
 QUESTION_MAX = 300  # /ask option length; the Discord client enforces it
 _EN = strings(False)
-_EVERYONE = re.compile(r"@(?:everyone|here)\b")
+_EVERYONE = re.compile(r"(?<!\S)@(?:everyone|here)\b")  # typed without the permission to ping: still for people
 
 
 class NotAllowedHere(app_commands.CheckFailure):
@@ -170,9 +170,10 @@ class AskCog(commands.Cog):
         question = clean_text(re.sub(rf"<@!?{self.bot.user.id}>", " ", message.content))
         if via == "thread" and not question:
             return  # an image or a sticker in our thread: nothing was asked
-        # a reply that arrives without its text is answered in the language of the answer it replies to
-        ui = strings(is_korean(question or (await self.conversation(earlier) if earlier is not None else "")))
+        ui = strings(is_korean(question))
         try:
+            if not question and earlier is not None:  # a reply without its text: the language of the answer
+                ui = strings(is_korean(await self.conversation(earlier)))
             await self.answer_message(message, question, ui, earlier, via)
         except Exception:
             log.exception("answering a message failed")
@@ -194,13 +195,15 @@ class AskCog(commands.Cog):
         if not self.allowed_channel(message.channel):
             return None
         to_me = any(user.id == me.id for user in message.mentions)  # a reply's ping counts too
-        to_others = bool(any(user.id != me.id for user in message.mentions) or message.role_mentions
-                         or message.mention_everyone or _EVERYONE.search(message.content))
+        roles = [r for r in message.role_mentions if not (r.tags and r.tags.bot_id == me.id)]  # not the bot's own
+        dm = isinstance(message.channel, discord.DMChannel)  # no one else there: "@here" is only words
+        to_others = bool(any(user.id != me.id for user in message.mentions) or roles
+                         or (not dm and (message.mention_everyone or _EVERYONE.search(message.content))))
         earlier = await self.replied_answer(message)
         if earlier is not None:  # a reply to our answer that names others is for them, unless it names us too
             named_me = re.search(rf"<@!?{me.id}>", message.content)
             return (earlier, "reply") if not to_others or named_me else None
-        if to_me or (isinstance(message.channel, discord.DMChannel) and not to_others):
+        if to_me or (dm and not to_others):
             return None, "mention"  # in a direct message there is no one else to talk to
         if self.in_our_thread(message.channel) and not to_others and message.reference is None:
             return None, "thread"  # in our thread, a message addressed to no one else is a follow-up

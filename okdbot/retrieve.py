@@ -232,7 +232,9 @@ def _recent_words(context: str) -> str:
     if len(text) <= CONTEXT_CHARS:
         return text
     recent = text[-CONTEXT_CHARS:]
-    return recent if text[-CONTEXT_CHARS - 1] == " " else recent.partition(" ")[2]
+    if text[-CONTEXT_CHARS - 1] == " " or " " not in recent:  # a run without spaces (a URL, Chinese) is kept
+        return recent
+    return recent.partition(" ")[2]
 
 
 def _defined_terms(chunk: ChunkRecord) -> list[str]:

@@ -149,3 +149,9 @@ def test_a_terminal_answer_shows_escape_codes_from_notes_without_running_them():
     shown = to_text(Result("Escfoo가 뭐야?", True, [passage], korean=True))
     assert not any(ch in shown for ch in "\x1b\x07\x9b\u202e"), repr(shown)
     assert "\\x1b[2J" in shown and "red" in shown and "Escfoo" in shown
+
+
+def test_a_conversation_without_spaces_is_kept_not_thrown_away():
+    from okdbot.retrieve import CONTEXT_CHARS, _recent_words
+
+    assert _recent_words("가" * 400) == "가" * CONTEXT_CHARS

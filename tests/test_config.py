@@ -264,3 +264,8 @@ def test_a_source_url_whose_query_takes_the_path_is_kept(tmp_path):
     source = _load(tmp_path, SOURCE.replace("https://github.com/o/r/blob/main/docs/",
                                             "https://git.example.org/view?file=")).sources[0]
     assert source.link_for("a.md", 1, 2).startswith("https://git.example.org/view?file=a.md")
+
+
+@pytest.mark.parametrize("url", ["https://dev.azure.com/org/proj/_git/notes?path=/docs/", "https://site.example/#/"])
+def test_a_source_url_whose_query_or_route_takes_the_path_is_kept(tmp_path, url):
+    assert _load(tmp_path, SOURCE.replace("https://github.com/o/r/blob/main/docs/", url)).sources[0].url == url

@@ -572,3 +572,9 @@ async def test_a_direct_message_is_a_question_without_a_mention(world):
     await world.alice.user.send_dm("Skopeo가 뭐야?")
     replies = [m for m in world.alice.user.dm_channel.history() if m.author.id == world.env.bot.user.id]
     assert len(replies) == 1 and "Skopeo" in replies[0].embeds[0].description
+
+
+async def test_a_direct_message_naming_here_is_still_a_question(world):
+    await world.alice.user.send_dm("alert 보낼 때 @here 는 언제 써? Skopeo가 뭐야?")
+    replies = [m for m in world.alice.user.dm_channel.history() if m.author.id == world.env.bot.user.id]
+    assert len(replies) == 1

@@ -473,3 +473,10 @@ def test_what_a_build_may_write_is_never_called_damaged(built):
                 "notes": {f"team/notes/{key.split('/', 1)[1]}": v for key, v in manifest.get("notes", {}).items()},
                 "retrieval": {**manifest.get("retrieval", {}), "dense_candidates": 5_000_000}}
     assert content_problem(manifest) == ""
+
+
+def test_an_over_long_stdin_line_never_echoes_part_of_the_token(indexed_workspace, okdbot_cli):
+    token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+    stdin = ("x" * 180 + " " + token + " " + "y" * 70_000 + "\n").encode()
+    proc = okdbot_cli("query", "--json", cwd=indexed_workspace, stdin=stdin, env={"DISCORD_TOKEN": token})
+    assert token[:12] not in proc.stdout + proc.stderr and '"answered": false' in proc.stdout
