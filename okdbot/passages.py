@@ -20,6 +20,7 @@ from .index.reader import IndexReader
 
 _LEAD = re.compile(r"^(?:\*\*[^*].*\*\*|__[^_].*__)(?:\s*<br\s*/?>)?$|^.*[:：]$", re.IGNORECASE)
 SUGGESTIONS = 3  # sections offered when the notes do not answer
+_HASHED_MAX = 5 * 2**20  # a quoted note larger than the notes okdbot indexes is not checked for edits
 
 
 def build_passages(reader: IndexReader, rows: list[int], scores, concepts, k: int, analyzer) -> list[Passage]:
@@ -48,10 +49,15 @@ def changed_notes(reader: IndexReader, passages: list[Passage]) -> list[str]:
     sources = _sources(reader)
     changed = []
     for source, file in dict.fromkeys((p.source, p.file) for p in passages):
-        try:
-            digest = hashlib.sha256((sources[source].path / file).read_bytes()).hexdigest()
+        if file in sources[source].pinned and sources[source].commit_url:
+            continue  # its link opens the indexed commit: the lines cannot have moved
+        path = sources[source].path / file
+        try:  # a note gone (or its folder moved) says nothing; a pipe or a device is never read
+            if not path.is_file() or path.stat().st_size > _HASHED_MAX:
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
-            digest = ""
+            continue
         if digest != indexed.get(f"{source}/{file}", digest):
             changed.append(file)
     return changed

@@ -216,3 +216,15 @@ def test_a_note_edited_since_indexing_is_named_when_its_lines_are_quoted(indexed
     note.write_text(note.read_text(encoding="utf-8")[len("새 줄 1\n\n새 줄 2\n\n"):], encoding="utf-8")
     assert okdbot_cli("query", "Skopeo가 뭐야?", cwd=indexed_workspace).stderr.count("changed since") == 0
     assert "changed since" in fresh.stderr
+
+
+def test_a_quoted_note_replaced_by_a_pipe_or_gone_neither_hangs_nor_warns(indexed_workspace, okdbot_cli):
+    import os
+
+    note = indexed_workspace / "notes" / "Day26.md"
+    note.unlink()
+    os.mkfifo(note)
+    proc = okdbot_cli("query", "Skopeo가 뭐야?", cwd=indexed_workspace)
+    assert proc.returncode == 0 and "Skopeo" in proc.stdout and "changed since" not in proc.stderr
+    note.unlink()
+    assert "changed since" not in okdbot_cli("query", "Skopeo가 뭐야?", cwd=indexed_workspace).stderr
