@@ -336,13 +336,15 @@ def _close_fence(text: str) -> str:
 
 def _passage_embeds(passages: list[Passage], ui: dict[str, str], passage_chars: int) -> list[EmbedSpec]:
     cap = min(passage_chars, DESCRIPTION_MAX)
-    while True:
-        embeds = [EmbedSpec(title=short_heading(p.heading, TITLE_MAX), url=_web(p.url),
+    all_embeds = [EmbedSpec(title=short_heading(p.heading, TITLE_MAX), url=_web(p.url),
                             footer=cut_words(f"{ui['source']}: {p.file} · L{p.start_line}-L{p.end_line}", FOOTER_MAX))
                   for p in passages]
+    all_quotes = [show_link_targets(quote_lines(p, DISCORD_LINES)) for p in passages]  # once: it reads every line
+    all_wanted = [size(_close_fence("\n".join(q))) for q in all_quotes]
+    while True:
+        n = len(passages)
+        embeds, quotes, wanted = all_embeds[:n], all_quotes[:n], all_wanted[:n]
         room = EMBED_TOTAL_MAX - sum(e.size() for e in embeds)
-        quotes = [show_link_targets(quote_lines(p, DISCORD_LINES)) for p in passages]
-        wanted = [size(_close_fence("\n".join(q))) for q in quotes]
         budgets = _share(wanted, room, cap)
         # each quote fits whole, or its share holds MIN_QUOTE_CHARS besides the link to the rest
         if len(passages) == 1 or all(b >= w or b >= MIN_QUOTE_CHARS + size(_more(ui, p)) + 1
