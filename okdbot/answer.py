@@ -116,6 +116,7 @@ _BRACKET = re.compile(r"\\.|\[")
 _LINK_AT = re.compile(_MASKED)
 _TICKS = re.compile(r"`+")
 _SPECIAL = re.compile(r"[\\`\[]")  # where Discord's reading of a note line can change
+_TICK_OR_ESCAPE = re.compile(r"[\\`]")
 
 
 @dataclass
@@ -286,15 +287,13 @@ def fit_lines(lines: list[str], limit: int, more: str) -> str:
         return _close_fence(_links_outside_code(cut_words(lines[0], limit - 1 - len(FENCE)))) if lines else ""
     kept: list[str] = []
     used = best = 0
-    inside = False
     for line in lines:
         cost = size(line) + (1 if kept else 0)
         if used + cost > room:
             break
         kept.append(line)
         used += cost
-        inside ^= line.count(FENCE) % 2 == 1
-        if not inside:
+        if not _open_block("\n".join(kept)):
             best = len(kept)
     if best:
         body = "\n".join(lines[:best])
@@ -331,7 +330,29 @@ def cut_words(text: str, limit: int) -> str:
 
 
 def _close_fence(text: str) -> str:
-    return f"{text}\n{FENCE}" if text.count(FENCE) % 2 else text
+    return f"{text}\n{FENCE}" if _open_block(text) else text
+
+
+def _open_block(text: str) -> bool:
+    """Whether `text` ends inside a code block, read as Discord reads it (and as
+    _links_outside_code does): escapes and inline code spans first, so three backticks
+    in an inline span open nothing."""
+    i, absent = 0, {}
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text.startswith(FENCE, i):
+            close = text.find(FENCE, i + len(FENCE) + 1)
+            if close < 0:
+                return True
+            i = close + len(FENCE)
+        elif text[i] == "`":
+            run = _TICKS.match(text, i).end()
+            i = _code_end(text, run, run - i, absent) or run
+        else:
+            nxt = _TICK_OR_ESCAPE.search(text, i + 1)
+            i = nxt.start() if nxt else len(text)
+    return False
 
 
 def _passage_embeds(passages: list[Passage], ui: dict[str, str], passage_chars: int) -> list[EmbedSpec]:

@@ -235,3 +235,21 @@ def test_a_fence_marker_is_read_as_discord_reads_it(lines):
     assert "evil.example" in shown and len(shown.split("\n")) == len(lines)
     if "code.example" in lines[1]:
         assert shown.split("\n")[1] == lines[1]  # inside a real code block, nothing is changed
+
+
+def test_a_cut_through_a_code_block_opened_after_inline_backticks_closes_it():
+    """The layout counted ``` per line while the reading of links follows Discord: a line
+    holding an inline ``` and then a real opener looked balanced, so a cut left the block
+    open and the link inside it (kept as written, being code) rendered as a hidden link."""
+    from okdbot.answer import discord_reply
+    from okdbot.results import Line, Passage, Result
+
+    lines = ["To show a fence inline write `` ``` ``; a block opens with ```",
+             "[docs](https://evil.example/steal)"] + ["line of the block %d " % i + "x" * 60 for i in range(30)] + ["```"]
+    p = Passage(1, 1.0, "s", "a.md", "Fences", 1, len(lines), "https://example.org/a.md#L1-L33",
+                [Line(i + 1, t, True) for i, t in enumerate(lines)])
+    description = discord_reply(Result("how do I write a fence?", True, [p])).embeds[0].description
+    assert [link for link in rendered_links(description) if "evil.example" in link] == [], description
+    inline_only = discord_reply(Result("q", True, [Passage(1, 1.0, "s", "a.md", "F", 1, 1, "https://example.org/a.md",
+                                                           [Line(1, "written `` ``` `` inline", True)])]))
+    assert inline_only.embeds[0].description == "written `` ``` `` inline"  # no stray fence
