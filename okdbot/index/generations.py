@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import IndexCorrupt, storage_error
-from .files import MANIFEST, checksums, fsync_dir, fsync_tree, write_durably
+from .files import MANIFEST, checksums, fsync_dir, fsync_tree, special_file, write_durably
 
 FORMAT = 1
 CURRENT = "CURRENT"
@@ -38,7 +38,7 @@ def read_current(index_dir: Path) -> tuple[str | None, str]:
     when CURRENT is damaged, (None, what is wrong with it)."""
     path = index_dir / CURRENT
     try:
-        if path.exists() and not path.is_dir() and not path.is_file():  # a device or a pipe: never read it
+        if special_file(path):
             return None, f"{path} is not a regular file"
         with open(path, "rb") as handle:
             data = handle.read(_CURRENT_MAX)
